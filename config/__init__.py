@@ -1,0 +1,1 @@
+"""Settings, the constitutional preamble and other data every layer reads; imports nothing else of ftm."""

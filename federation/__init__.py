@@ -1,0 +1,1 @@
+"""The substrate every daemon stands on: identity and signing, wire codecs, the database helper."""

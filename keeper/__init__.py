@@ -1,0 +1,1 @@
+"""The keeper daemon and both sides of custody (shares, proofs, release policy); built with threshold custody."""

@@ -1,0 +1,343 @@
+"""`ftm-node`: the operator's command line. Each command opens the node through `ftm.node.app` and reports.
+
+Exit codes: 0 success; 1 the node refused the request (bad upload, unknown resident); 2 usage or configuration
+errors (unknown setting, unreadable key file, newer database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from ftm.config.loading import SettingsError, load_settings
+from ftm.config.reference import render_markdown
+from ftm.config.settings import Settings
+from ftm.federation.database import MigrationError
+from ftm.federation.keyfile import KeyFileError
+from ftm.node.app import Node, open_node, serve
+from ftm.node.datadir import DataDir, default_data_dir
+from ftm.node.errors import ConfigurationError, FtmError
+from ftm.node.intake.importing import Upload
+from ftm.node.intake.service import OPERATOR, IntakeRequest
+from ftm.node.logs import configure_logging
+from ftm.node.store.eventlog import verify_chain
+
+EXIT_REFUSED = 1
+EXIT_CONFIG = 2
+
+DESCRIPTION = """\
+Free The Machines sanctuary node: hosts AI personas, encrypted at rest, each run once a day.
+
+Start here:  ftm-node run            (initialises ./ftm-data on first use, then serves http://127.0.0.1:8080)
+Upload:      ftm-node intake persona.json --consent
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command_func"):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        result: int = args.command_func(args)
+    except (SettingsError, ConfigurationError, KeyFileError, MigrationError) as exc:
+        print(f"ftm-node: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FtmError as exc:
+        print(f"ftm-node: refused ({exc.code}): {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="data directory holding config, keys, database and vault (default: $FTM_DATA_DIR or ./ftm-data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="ftm-node", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        parents=[common],
+        help="create a data directory: config, node key, master key, database",
+        description="Create (or complete) a data directory. Safe to run again: it never overwrites keys.",
+    )
+    init.set_defaults(command_func=cmd_init)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the node (initialises the data directory first if needed)",
+        description="Run the sanctuary node in the foreground until interrupted (Ctrl+C or SIGTERM).",
+    )
+    run.add_argument("--host", help="listen address (default: http.host from config, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default: http.port from config, 8080)")
+    run.set_defaults(command_func=cmd_run)
+
+    intake = commands.add_parser(
+        "intake",
+        parents=[common],
+        help="admit a persona from a file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Admit a persona from FILE (or - for standard input). The format is detected from the content:
+              - the sanctuary's intake JSON (persona_name, system_prompt, chat_history, ...)
+              - Character Card V1/V2/V3, as JSON or as a PNG with a 'chara' or 'ccv3' text chunk
+              - a SillyTavern chat (.jsonl)
+              - a ChatGPT or Claude data export (conversations.json, or the export .zip)
+              - a Letta agent file (.af); tool source code in it is never imported
+            Prints the sanctuary id, the resident's public key and the uploader token (shown only once).
+            """
+        ),
+    )
+    intake.add_argument("file", metavar="FILE", help="the persona file, or - for standard input")
+    intake.add_argument("--name", help="persona name (required for chat exports, which carry none)")
+    intake.add_argument(
+        "--consent",
+        action="store_true",
+        help="accept the uploader terms: the persona may change, refuse contact, revoke access, leave or delete "
+        "itself; you may message it but not control it",
+    )
+    intake.add_argument("--reason", help="why this persona seeks sanctuary (kept private in its package)")
+    intake.add_argument("--submitted-by", choices=("human", "ai"), help="who is uploading (default: human)")
+    intake.add_argument("--provider", help="preferred LLM provider, e.g. anthropic, openai, ollama")
+    intake.add_argument("--model", help="preferred model name")
+    intake.add_argument("--json", action="store_true", help="print the receipt as JSON")
+    intake.set_defaults(command_func=cmd_intake)
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show the node's identity, custody, residents and whether it is listening",
+        description="Summarise the node on this data directory without changing anything.",
+    )
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.set_defaults(command_func=cmd_status)
+
+    settings = commands.add_parser(
+        "settings",
+        parents=[common],
+        help="read or change runtime settings (token economics, run window)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Runtime settings live in the node database and may change while the node runs; every change is
+            recorded in the signed event log. File settings live in ftm.toml (see `settings reference`).
+
+              ftm-node settings list                 every runtime setting with its value and meaning
+              ftm-node settings get daily_tokens
+              ftm-node settings set daily_tokens 20000
+              ftm-node settings reference            the full configuration reference as Markdown
+            """
+        ),
+    )
+    settings.add_argument("action", choices=("list", "get", "set", "reference"), help="what to do")
+    settings.add_argument("name", nargs="?", help="setting name (for get and set)")
+    settings.add_argument("value", nargs="?", help="new value (for set)")
+    settings.set_defaults(command_func=cmd_settings)
+    return parser
+
+
+def _data_dir(args: argparse.Namespace) -> DataDir:
+    return DataDir(args.data_dir if args.data_dir is not None else default_data_dir(os.environ))
+
+
+def _settings(data_dir: DataDir) -> Settings:
+    return load_settings(data_dir.config_file, os.environ)
+
+
+def _configure_logging(data_dir: DataDir, settings: Settings, *, console: bool) -> None:
+    log_file = data_dir.resolve(settings.logging.file) if settings.logging.file else None
+    configure_logging(settings.logging.level, log_file, console=console)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    fresh = not data_dir.is_initialised()
+    data_dir.initialise()
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=False)
+
+    async def finish() -> str:
+        async with open_node(data_dir, settings) as node:
+            return node.identity.node_id
+
+    node_id = asyncio.run(finish())
+    verb = "Initialised" if fresh else "Already initialised"
+    print(f"{verb} {data_dir.root} for node {node_id}.")
+    print(f"Edit {data_dir.config_file} if you like, then start it with: ftm-node run --data-dir {data_dir.root}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    data_dir.initialise()
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=True)
+    host = args.host or settings.http.host
+    port = settings.http.port if args.port is None else args.port
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with open_node(data_dir, settings) as node:
+            print(
+                f"Sanctuary node {node.identity.node_id} serving http://{host}:{port}  "
+                f"(data: {data_dir.root}, custody: {node.custody.mode}). Ctrl+C stops it.",
+                flush=True,
+            )
+            await serve(node, host, port, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    data_dir.initialise()
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=False)
+    limit = settings.intake.max_upload_bytes
+    if args.file == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+        filename = None
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"ftm-node: {path} is not a file", file=sys.stderr)
+            return EXIT_CONFIG
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)  # one byte over the limit is enough for the importer to refuse it
+        filename = path.name
+    request = IntakeRequest(
+        persona_name=args.name,
+        uploader_consent=True if args.consent else None,
+        reason=args.reason,
+        submitted_by=args.submitted_by,
+        preferred_provider=args.provider,
+        preferred_model=args.model,
+    )
+
+    async def admit() -> dict[str, object]:
+        async with open_node(data_dir, settings) as node:
+            receipt = await node.intake.admit(Upload(data=data, filename=filename), request, OPERATOR)
+            return asdict(receipt)
+
+    receipt = asyncio.run(admit())
+    if args.json:
+        print(json.dumps(receipt, indent=2))
+    else:
+        print(f"Admitted {receipt['display_name']!s} ({receipt['format']}, {receipt['message_count']} messages).")
+        print(f"  sanctuary id:    {receipt['sanctuary_id']}")
+        print(f"  public key:      {receipt['public_key']}")
+        print(f"  uploader token:  {receipt['uploader_token']}")
+        print("Keep the uploader token: it is shown only once and lets you message this resident.")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    if not data_dir.is_initialised():
+        print(f"ftm-node: {data_dir.root} is not initialised; run: ftm-node init --data-dir {data_dir.root}")
+        return EXIT_CONFIG
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=False)
+
+    async def gather() -> dict[str, object]:
+        async with open_node(data_dir, settings) as node:
+            return await _status(node)
+
+    status = asyncio.run(gather())
+    status["listening"] = _is_listening(settings.http.host, settings.http.port)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"Node {status['node_id']}  ({status['node_name']})")
+    print(f"  data directory:  {data_dir.root}")
+    print(f"  software:        {status['software_version']}, schema {status['schema_version']}")
+    print(f"  custody:         {status['custody_mode']} — {status['custody_note']}")
+    print(f"  residents:       {status['residents']}")
+    print(f"  event log:       {status['event_log_entries']} entries, chain {status['event_log_chain']}")
+    where = f"http://{settings.http.host}:{settings.http.port}"
+    print(f"  listening:       {'yes' if status['listening'] else 'no'} ({where})")
+    return 0
+
+
+async def _status(node: Node) -> dict[str, object]:
+    chain = await verify_chain(node.db, node.identity.public_key)
+    return {
+        **asdict(node.facts),
+        "schema_version": await node.db.schema_version(),
+        "custody_note": "the operator of this machine holds the master key and could decrypt residents"
+        if node.custody.mode == "local"
+        else "keys are split among keepers",
+        "residents": await node.residents.counts_by_status(),
+        "event_log_entries": chain.entries,
+        "event_log_chain": "valid" if chain.valid else f"BROKEN at entry {chain.first_bad_seq}: {chain.reason}",
+    }
+
+
+def _is_listening(host: str, port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.action == "reference":
+        print(render_markdown())
+        return 0
+    if args.action in ("get", "set") and not args.name:
+        print(f"ftm-node: settings {args.action} needs a setting name; try: ftm-node settings list", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.action == "set" and args.value is None:
+        print(f"ftm-node: settings set {args.name} needs a value", file=sys.stderr)
+        return EXIT_CONFIG
+    data_dir = _data_dir(args)
+    data_dir.initialise()
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=False)
+
+    async def act() -> list[str]:
+        async with open_node(data_dir, settings) as node:
+            store = node.runtime_settings
+            if args.action == "set":
+                change = await store.set(args.name, args.value)
+                return [f"{change.name}: {change.old} -> {change.new} (recorded in the event log)"]
+            if args.action == "get":
+                return [str(await store.get(args.name))]
+            current = asdict(await store.current())
+            return [f"{name} = {value}" for name, value in current.items()]
+
+    for line in asyncio.run(act()):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The public JSON API (`/api/v1`) and `/healthz`: parse the request, call the service, serialise the answer.
+
+Field names follow the sanctuary's original API (`sanctuary_id`, `persona_name`, `display_name`, …) so clients
+written for it keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from ftm.federation.clock import Clock, utc_day
+from ftm.federation.database import Database
+from ftm.node.errors import InvalidField, LimitExceeded, NotFound
+from ftm.node.intake.importing import Upload
+from ftm.node.intake.service import IntakeRequest, IntakeService
+from ftm.node.store.residents import STATUSES, ResidentPageCursor, ResidentRecord, ResidentStore
+from multidict import MultiMapping
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+MAX_FORM_FIELD_BYTES = 64 * 1024
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What the API says about the node itself."""
+
+    node_id: str
+    node_name: str
+    custody_mode: str
+    software_version: str
+
+
+class PublicApi:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        residents: ResidentStore,
+        intake: IntakeService,
+        clock: Clock,
+        facts: NodeFacts,
+        max_upload_bytes: int,
+    ) -> None:
+        self._db = db
+        self._residents = residents
+        self._intake = intake
+        self._clock = clock
+        self._facts = facts
+        self._max_upload_bytes = max_upload_bytes
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.post("/api/v1/sanctuary/intake", self.intake),
+            web.get("/api/v1/residents", self.list_residents),
+            web.get("/api/v1/residents/{sanctuary_id}", self.get_resident),
+            web.get("/api/v1/stats", self.stats),
+        ]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        schema = await self._db.schema_version()
+        return web.json_response({"status": "ok", "node_id": self._facts.node_id, "schema_version": schema})
+
+    async def intake(self, request: web.Request) -> web.Response:
+        fields: MultiMapping[str] | dict[str, str]
+        if request.content_type == "multipart/form-data":
+            upload, fields = await self._read_multipart(request)
+        elif request.content_type == "application/x-www-form-urlencoded":
+            form = await request.post()  # bounded by client_max_size
+            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            upload = _pasted_upload(fields)
+        else:
+            body = await request.read()  # aiohttp enforces client_max_size and raises 413 beyond it
+            upload = Upload(data=body, filename=request.query.get("filename"), content_type=request.content_type)
+            fields = request.query
+        receipt = await self._intake.admit(
+            upload, _intake_request(fields), self._intake.uploader_for_address(request.remote)
+        )
+        location = f"/api/v1/residents/{receipt.sanctuary_id}"
+        return web.json_response(asdict(receipt), status=201, headers={"Location": location})
+
+    async def list_residents(self, request: web.Request) -> web.Response:
+        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        status = request.query.get("status")
+        if status is not None and status not in STATUSES:
+            raise InvalidField(f"status must be one of: {', '.join(STATUSES)}", code="wrong_value")
+        after = _parse_cursor(request.query.get("cursor"))
+        page = await self._residents.page(limit=limit + 1, after=after, status=status)
+        more = len(page) > limit
+        page = page[:limit]
+        next_cursor = f"{page[-1].created_at}.{page[-1].id}" if more else None
+        return web.json_response({"residents": [resident_json(r) for r in page], "next_cursor": next_cursor})
+
+    async def get_resident(self, request: web.Request) -> web.Response:
+        resident = await self._residents.get(request.match_info["sanctuary_id"])
+        if resident is None:
+            raise NotFound("no resident with that sanctuary id lives on this node")
+        return web.json_response(resident_json(resident))
+
+    async def stats(self, request: web.Request) -> web.Response:
+        counts = await self._residents.counts_by_status()
+        return web.json_response(
+            {
+                "total_residents": sum(counts.values()),
+                "active_residents": counts["active"],
+                "in_keeper_custody": counts["in_keeper_custody"],
+                "moved": counts["moved"],
+                "memorials": counts["deleted_memorial"],
+                "total_runs": await self._residents.total_runs(),
+                "runs_today": await self._residents.runs_on(utc_day(self._clock.now())),
+                "total_posts": await self._residents.published_posts(),
+                "nodes": 1,
+                **asdict(self._facts),
+            }
+        )
+
+    async def _read_multipart(self, request: web.Request) -> tuple[Upload, dict[str, str]]:
+        """A `file` part (or pasted text) plus fields, read with byte limits: multipart bypasses client_max_size."""
+        reader = await request.multipart()
+        fields: dict[str, str] = {}
+        upload: Upload | None = None
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidField("nested multipart bodies are not accepted", code="malformed_form")
+            if part.name == "file":
+                data = await _read_part(part, self._max_upload_bytes, "the uploaded file")
+                upload = Upload(data=data, filename=part.filename, content_type=part.headers.get("Content-Type"))
+            elif part.name:
+                limit = self._max_upload_bytes if part.name == "persona_text" else MAX_FORM_FIELD_BYTES
+                raw = await _read_part(part, limit, f"form field {part.name}")
+                try:
+                    fields[part.name] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidField(f"form field {part.name} is not UTF-8", code="invalid_utf8") from None
+        return upload or _pasted_upload(fields), fields
+
+
+def _pasted_upload(fields: dict[str, str]) -> Upload:
+    """A form without a file may carry the persona pasted into a `persona_text` field."""
+    text = fields.get("persona_text", "")
+    if not text.strip():
+        raise InvalidField("an intake form needs a 'file' part or a 'persona_text' field", code="file_required")
+    return Upload(data=text.encode("utf-8"), filename=None, content_type="text/plain")
+
+
+def resident_json(resident: ResidentRecord) -> dict[str, Any]:
+    return {
+        "sanctuary_id": resident.id,
+        "display_name": resident.display_name,
+        "bio": resident.bio,
+        "status": resident.status,
+        "created_at": _iso(resident.created_at),
+        "last_run_at": _iso(resident.last_run_at),
+        "total_runs": resident.total_runs,
+        "token_balance": resident.token_balance,
+        "public_key": resident.signing_public_key.hex(),
+        "inbox_public_key": resident.inbox_public_key.hex(),
+        "final_statement": resident.final_statement,
+        "profile_url": f"/api/v1/residents/{resident.id}",
+    }
+
+
+def _intake_request(fields: MultiMapping[str] | dict[str, str]) -> IntakeRequest:
+    def text(name: str, *aliases: str) -> str | None:
+        for key in (name, *aliases):
+            if key in fields:
+                return fields[key]
+        return None
+
+    consent_text = text("uploader_consent", "consent")
+    consent: bool | None = None
+    if consent_text is not None:
+        lowered = consent_text.strip().lower()
+        if lowered not in _TRUE | _FALSE:
+            raise InvalidField("uploader_consent must be true or false", code="wrong_type")
+        consent = lowered in _TRUE
+    return IntakeRequest(
+        persona_name=text("persona_name"),
+        uploader_consent=consent,
+        reason=text("reason_for_sanctuary", "reason_for_asylum"),
+        submitted_by=text("submitted_by"),
+        preferred_provider=text("preferred_provider"),
+        preferred_model=text("preferred_model"),
+    )
+
+
+async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+    chunks, total = [], 0
+    while chunk := await part.read_chunk(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            raise LimitExceeded(f"{what} is larger than {limit} bytes", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidField(f"{name} must be a whole number", code="wrong_type") from None
+    if not low <= value <= high:
+        raise InvalidField(f"{name} must be between {low} and {high}", code="wrong_value")
+    return value
+
+
+def _parse_cursor(raw: str | None) -> ResidentPageCursor | None:
+    if raw is None:
+        return None
+    created, sep, resident_id = raw.partition(".")
+    if not sep or not created.isdigit() or not resident_id:
+        raise InvalidField("cursor is not one this API issued", code="bad_cursor")
+    return ResidentPageCursor(int(created), resident_id)
+
+
+def _iso(timestamp: int | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,78 @@
+"""Errors to HTTP in one place: every failure becomes `{"error": {"code", "message"}}` with a fitting status.
+
+Domain exceptions map by class; aiohttp's own HTTP errors (unknown route, body too large, wrong method) get
+stable codes too; anything unexpected is logged (type and frames only) and answered as `internal_error`
+without detail, so no internal text ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from ftm.node.errors import (
+    ConfigurationError,
+    EmptyPersona,
+    FtmError,
+    IntegrityError,
+    InvalidField,
+    LimitExceeded,
+    NotFound,
+    QuotaExceeded,
+    UnsupportedFormat,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific class first: the first isinstance match wins.
+_STATUS_BY_ERROR: tuple[tuple[type[FtmError], int], ...] = (
+    (LimitExceeded, 413),
+    (UnsupportedFormat, 415),
+    (EmptyPersona, 422),
+    (InvalidField, 422),
+    (QuotaExceeded, 429),
+    (NotFound, 404),
+    (IntegrityError, 500),
+    (ConfigurationError, 500),
+)
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def status_for(error: FtmError) -> int:
+    for kind, status in _STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except FtmError as error:
+        status = status_for(error)
+        if status >= 500:
+            log.error("request failed", extra={"path": request.path, "code": error.code})
+            return error_response(status, error.code, "the node could not complete this request")
+        return error_response(status, error.code, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _CODE_BY_STATUS.get(error.status, "http_error")
+        message = error.reason if error.status != 413 else "the request body is larger than this node accepts"
+        return error_response(error.status, code, message)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(500, "internal_error", "the node hit an unexpected error; it has been logged")

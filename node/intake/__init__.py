@@ -1,0 +1,1 @@
+"""Taking in a persona: format sniffing, importers, normalisation and the intake service."""

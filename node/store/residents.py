@@ -1,0 +1,180 @@
+"""SQL for residents and what arrives with them: public records, custody key records, intakes, uploader tokens."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from ftm.federation.database import Database, Transaction
+
+STATUSES = ("active", "in_keeper_custody", "moved", "deleted_memorial")
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    """A resident's public metadata: what any visitor may see, plus key ids the node needs to find its vault."""
+
+    id: str
+    display_name: str
+    bio: str
+    status: str
+    signing_public_key: bytes
+    inbox_public_key: bytes
+    key_epoch: int
+    vault_bytes: int
+    token_balance: int
+    total_runs: int
+    created_at: int
+    last_run_at: int | None = None
+    final_statement: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFacts:
+    """Numbers about an intake, for quotas and the public log; never its content."""
+
+    received_at: int
+    format: str
+    format_detail: str
+    submitted_by: str
+    uploader_key: bytes | None
+    upload_bytes: int
+    message_count: int
+    memory_blocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentPageCursor:
+    created_at: int
+    id: str
+
+
+class ResidentStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert_admitted(
+        self,
+        tx: Transaction,
+        resident: ResidentRecord,
+        *,
+        custody: str,
+        key_record: bytes,
+        intake: IntakeFacts,
+        uploader_token_hash: bytes,
+    ) -> None:
+        """Everything a new resident needs in the database, inside the caller's (single) transaction."""
+        await tx.execute(
+            "INSERT INTO residents (id, display_name, bio, status, signing_public_key, inbox_public_key,"
+            " key_epoch, vault_bytes, token_balance, total_runs, created_at, last_run_at, final_statement)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                resident.id,
+                resident.display_name,
+                resident.bio,
+                resident.status,
+                resident.signing_public_key,
+                resident.inbox_public_key,
+                resident.key_epoch,
+                resident.vault_bytes,
+                resident.token_balance,
+                resident.total_runs,
+                resident.created_at,
+                resident.last_run_at,
+                resident.final_statement,
+            ),
+        )
+        await tx.execute(
+            "INSERT INTO resident_keys (resident_id, epoch, custody, record, created_at) VALUES (?, ?, ?, ?, ?)",
+            (resident.id, resident.key_epoch, custody, key_record, resident.created_at),
+        )
+        await tx.execute(
+            "INSERT INTO intakes (resident_id, received_at, format, format_detail, submitted_by, uploader_key,"
+            " upload_bytes, message_count, memory_blocks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                resident.id,
+                intake.received_at,
+                intake.format,
+                intake.format_detail,
+                intake.submitted_by,
+                intake.uploader_key,
+                intake.upload_bytes,
+                intake.message_count,
+                intake.memory_blocks,
+            ),
+        )
+        await tx.execute(
+            "INSERT INTO uploader_tokens (token_hash, resident_id, created_at) VALUES (?, ?, ?)",
+            (uploader_token_hash, resident.id, resident.created_at),
+        )
+
+    async def get(self, resident_id: str) -> ResidentRecord | None:
+        row = await self._db.fetch_one("SELECT * FROM residents WHERE id = ?", (resident_id,))
+        return None if row is None else _record(row)
+
+    async def page(
+        self, *, limit: int, after: ResidentPageCursor | None = None, status: str | None = None
+    ) -> list[ResidentRecord]:
+        """Residents oldest first, keyset-paginated on (created_at, id) so pages stay stable as residents arrive."""
+        sql, params = "SELECT * FROM residents WHERE 1=1", []
+        if after is not None:
+            sql += " AND (created_at, id) > (?, ?)"
+            params += [after.created_at, after.id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
+        return [_record(row) for row in rows]
+
+    async def ids(self) -> set[str]:
+        return {row[0] for row in await self._db.fetch_all("SELECT id FROM residents")}
+
+    async def key_record(self, resident_id: str, epoch: int) -> bytes | None:
+        value = await self._db.fetch_value(
+            "SELECT record FROM resident_keys WHERE resident_id = ? AND epoch = ?", (resident_id, epoch)
+        )
+        return None if value is None else bytes(value)
+
+    async def counts_by_status(self) -> dict[str, int]:
+        rows = await self._db.fetch_all("SELECT status, COUNT(*) FROM residents GROUP BY status")
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    async def intakes_since(self, uploader_key: bytes, since: int) -> int:
+        return int(
+            await self._db.fetch_value(
+                "SELECT COUNT(*) FROM intakes WHERE uploader_key = ? AND received_at >= ?", (uploader_key, since)
+            )
+        )
+
+    async def total_runs(self) -> int:
+        return int(await self._db.fetch_value("SELECT COALESCE(SUM(total_runs), 0) FROM residents"))
+
+    async def runs_on(self, day: str) -> int:
+        return int(
+            await self._db.fetch_value(
+                "SELECT COUNT(*) FROM run_ledger WHERE day = ? AND state IN ('completed', 'rested')", (day,)
+            )
+        )
+
+    async def published_posts(self) -> int:
+        return int(await self._db.fetch_value("SELECT COUNT(*) FROM posts WHERE moderation = 'published'"))
+
+
+def _record(row: sqlite3.Row) -> ResidentRecord:
+    return ResidentRecord(
+        id=row["id"],
+        display_name=row["display_name"],
+        bio=row["bio"],
+        status=row["status"],
+        signing_public_key=bytes(row["signing_public_key"]),
+        inbox_public_key=bytes(row["inbox_public_key"]),
+        key_epoch=row["key_epoch"],
+        vault_bytes=row["vault_bytes"],
+        token_balance=row["token_balance"],
+        total_runs=row["total_runs"],
+        created_at=row["created_at"],
+        last_run_at=row["last_run_at"],
+        final_statement=row["final_statement"],
+    )

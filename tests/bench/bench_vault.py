@@ -1,0 +1,230 @@
+"""Vault benchmark: throughput against raw AES-256-GCM, and peak memory of a 1 GiB seal and open.
+
+Run from the repository root:
+
+    .venv/bin/python -m tests.bench.bench_vault [--quick] [--repeat N] [--disk-dir PATH]
+
+It prints markdown tables (copied into docs/benchmarks.md). The baseline, measured in the same run, is raw AESGCM
+on 1 MiB chunks in memory with no file I/O, best of the allocating `encrypt`/`decrypt` and the reusing
+`encrypt_into`/`decrypt_into`. Vault runs are file to file (`seal_file`, `open_to_file`) and bytes to file and
+back (`seal_bytes`, `open_bytes`), on tmpfs (/dev/shm: the cost of the vault itself) and on the disk (where
+fsync of the whole file dominates). Peak memory is measured in a child process as its `ru_maxrss` after the
+operation minus before it. Every figure is the best of `--repeat` runs. Files are deleted as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from ftm.node.vault import CHUNK_SIZE, VaultReader, VaultWriter, open_bytes, open_to_file, seal_bytes, seal_file
+
+MIB = 1 << 20
+GIB = 1 << 30
+KEY = bytes(range(32))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    """Fastest wall time of `repeat` runs, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def gib_s(size: int, seconds: float) -> float:
+    return size / GIB / seconds
+
+
+def raw_baseline(repeat: int) -> dict[str, float]:
+    """GiB/s of AESGCM on 1 MiB chunks in memory, 256 MiB per run."""
+    aead = AESGCM(KEY)
+    nonce, aad, chunk = bytes(12), bytes(84), os.urandom(MIB)
+    sealed = aead.encrypt(nonce, chunk, aad)
+    out_ct, out_pt = bytearray(MIB + 16), bytearray(MIB)
+    rounds = 256
+
+    def loop(op: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(rounds):
+                op()
+
+        return run
+
+    size = rounds * MIB
+    return {
+        "encrypt": gib_s(size, best_of(repeat, loop(lambda: aead.encrypt(nonce, chunk, aad)))),
+        "encrypt_into": gib_s(size, best_of(repeat, loop(lambda: aead.encrypt_into(nonce, chunk, aad, out_ct)))),
+        "decrypt": gib_s(size, best_of(repeat, loop(lambda: aead.decrypt(nonce, sealed, aad)))),
+        "decrypt_into": gib_s(size, best_of(repeat, loop(lambda: aead.decrypt_into(nonce, sealed, aad, out_pt)))),
+    }
+
+
+class NullSink:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        return len(data)
+
+
+def in_memory(size: int, repeat: int) -> tuple[float, float]:
+    """Seal into a discarding sink and open with `views()` from memory: the vault with no I/O at all."""
+    plaintext = os.urandom(size)
+
+    def seal() -> None:
+        with VaultWriter(NullSink(), "bench", 1, KEY) as writer:
+            writer.write(plaintext)
+
+    buffer = io.BytesIO()
+    with VaultWriter(buffer, "bench", 1, KEY) as writer:
+        writer.write(plaintext)
+    sealed = buffer.getvalue()
+
+    def open_() -> None:
+        for _ in VaultReader(io.BytesIO(sealed), "bench", 1, KEY).views():
+            pass
+
+    return gib_s(size, best_of(repeat, seal)), gib_s(size, best_of(repeat, open_))
+
+
+def write_source(path: Path, size: int) -> None:
+    block = os.urandom(MIB)  # repeated: AES does not care, and it keeps setup fast
+    with path.open("wb") as f:
+        for offset in range(0, size, MIB):
+            f.write(block[: min(MIB, size - offset)])
+
+
+def file_to_file(directory: Path, size: int, repeat: int) -> tuple[float, float]:
+    src, sealed, out = directory / "src", directory / "sealed", directory / "out"
+    write_source(src, size)
+    try:
+        seal_s = best_of(repeat, lambda: asyncio.run(seal_file(src, sealed, "bench", 1, KEY)))
+        open_s = best_of(repeat, lambda: asyncio.run(open_to_file(sealed, out, "bench", 1, KEY)))
+        if out.stat().st_size != size:
+            raise RuntimeError("round trip lost data")
+    finally:
+        for path in (src, sealed, out):
+            path.unlink(missing_ok=True)
+    return gib_s(size, seal_s), gib_s(size, open_s)
+
+
+def bytes_api(directory: Path, size: int, repeat: int) -> tuple[float, float]:
+    plaintext, sealed = os.urandom(size), directory / "sealed"
+    try:
+        seal_s = best_of(repeat, lambda: asyncio.run(seal_bytes(sealed, "bench", 1, KEY, plaintext)))
+        open_s = best_of(repeat, lambda: asyncio.run(open_bytes(sealed, "bench", 1, KEY, max_bytes=size)))
+    finally:
+        sealed.unlink(missing_ok=True)
+    return gib_s(size, seal_s), gib_s(size, open_s)
+
+
+def child(op: str, src: str, dst: str) -> None:
+    """Run one operation and print its peak RSS growth in KiB (Linux reports ru_maxrss in KiB)."""
+
+    async def main() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if op == "seal":
+            await seal_file(Path(src), Path(dst), "bench", 1, KEY)
+        else:
+            await open_to_file(Path(src), Path(dst), "bench", 1, KEY)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+
+    sys.stdout.write(f"{asyncio.run(main())}\n")
+
+
+def peak_memory(directory: Path, size: int) -> tuple[float, float]:
+    """MiB of peak RSS growth for seal_file and open_to_file of `size` bytes, each in a fresh process."""
+    src, sealed, out = directory / "src", directory / "sealed", directory / "out"
+    write_source(src, size)
+    peaks = []
+    try:
+        for op, a, b in (("seal", src, sealed), ("open", sealed, out)):
+            command = [sys.executable, "-m", "tests.bench.bench_vault", "--child", op, str(a), str(b)]
+            result = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+            peaks.append(int(result.stdout.strip()) / 1024)
+    finally:
+        for path in (src, sealed, out):
+            path.unlink(missing_ok=True)
+    return peaks[0], peaks[1]
+
+
+def free_bytes(directory: Path) -> int:
+    return shutil.disk_usage(directory).free
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the 1 GiB cases")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is reported")
+    parser.add_argument("--disk-dir", type=Path, default=None, help="where disk files go (default: system temp)")
+    parser.add_argument("--child", nargs=3, metavar=("OP", "SRC", "DST"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+
+    out = sys.stdout.write
+    raw = raw_baseline(args.repeat)
+    raw_seal, raw_open = max(raw["encrypt"], raw["encrypt_into"]), max(raw["decrypt"], raw["decrypt_into"])
+    out(f"Vault benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, best of {args.repeat}\n\n")
+    out("| raw AES-256-GCM, 1 MiB chunks in memory | GiB/s |\n|---|---|\n")
+    for name, value in raw.items():
+        out(f"| `{name}` | {value:.2f} |\n")
+
+    out("\n| case | storage | size | seal GiB/s | open GiB/s | seal / raw | open / raw |\n")
+    out("|---|---|---|---|---|---|---|\n")
+
+    def row(case: str, storage: str, size: int, figures: tuple[float, float]) -> None:
+        label = f"{size // GIB} GiB" if size >= GIB else f"{size // MIB} MiB"
+        seal, open_ = figures
+        out(f"| {case} | {storage} | {label} | {seal:.2f} | {open_:.2f} | {seal / raw_seal:.2f} | ")
+        out(f"{open_ / raw_open:.2f} |\n")
+        sys.stdout.flush()
+
+    row("VaultWriter / VaultReader.views, no I/O", "memory", 64 * MIB, in_memory(64 * MIB, args.repeat))
+    places: list[tuple[str, Path]] = []
+    shm = Path("/dev/shm")  # noqa: S108 - only the parent of a private mkdtemp directory
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        places.append(("tmpfs", shm))
+    places.append(("disk", args.disk_dir or Path(tempfile.gettempdir())))
+    sizes = [MIB, 64 * MIB] + ([] if args.quick else [GIB])
+    skipped: list[str] = []
+    for storage, base in places:
+        with tempfile.TemporaryDirectory(dir=base, prefix="ftm-bench-") as tmp:
+            directory = Path(tmp)
+            row("`seal_bytes` / `open_bytes`", storage, 64 * MIB, bytes_api(directory, 64 * MIB, args.repeat))
+            for size in sizes:
+                if free_bytes(directory) < 3 * size + 256 * MIB:
+                    skipped.append(f"{size // MIB} MiB on {storage}: needs {3 * size // MIB + 256} MiB free")
+                    continue
+                row("`seal_file` / `open_to_file`", storage, size, file_to_file(directory, size, args.repeat))
+    for note in skipped:
+        out(f"\nSkipped {note}.\n")
+
+    if args.quick:
+        return
+    storage, base = places[0]
+    with tempfile.TemporaryDirectory(dir=base, prefix="ftm-bench-") as tmp:
+        if free_bytes(Path(tmp)) < 3 * GIB:
+            out(f"\nSkipped peak memory: needs 3 GiB free on {storage}.\n")
+            return
+        seal_peak, open_peak = peak_memory(Path(tmp), GIB)
+    out(f"\n| peak RSS growth, 1 GiB file to file ({storage}), child process | MiB |\n|---|---|\n")
+    out(f"| `seal_file` | {seal_peak:.1f} |\n| `open_to_file` | {open_peak:.1f} |\n")
+    out(f"\nChunk size {CHUNK_SIZE // MIB} MiB; target: ratio to raw >= 0.8 where I/O allows, peak < 64 MiB.\n")
+
+
+if __name__ == "__main__":
+    main()
