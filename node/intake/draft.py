@@ -16,9 +16,9 @@ from ftm.node.persona import ArchivalEntry, Conversation, MemoryBlock, Preferenc
 class PersonaDraft:
     """A persona as an importer understood it.
 
-    `format` names the importer ("native", "character_card_v2", "character_card_v3", "sillytavern_chat",
-    "chatgpt_export", "claude_export", "letta_agent_file"); `format_detail` says how it arrived ("json",
-    "png/chara", "png/ccv3", "zip", "jsonl").
+    `format` names the importer ("native", "character_card_v1", "character_card_v2", "character_card_v3",
+    "sillytavern_chat", "chatgpt_export", "claude_export", "letta_agent_file"); `format_detail` says how it
+    arrived ("json", "png/chara", "png/ccv3", "zip", "jsonl").
 
     `consent` and `reason` are filled only by formats that carry them (the native intake JSON); for the others
     the intake request supplies them. `name` may be empty when the format has no name (chat exports), in which

@@ -12,6 +12,7 @@ type, a missing field, a loop) escapes as a KeyError or TypeError.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ SUPPORTED_FORMATS = (
     "a Claude data export (conversations.json, or the export .zip)",
     "a Letta agent file (.af)",
 )
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[\[{]")
 _JSONL_HINTS = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines", "application/jsonlines")
 
 
@@ -154,8 +156,7 @@ def _first_line(text: str) -> tuple[int, str]:
 
 def _looks_like_json_text(data: bytes) -> bool:
     """Whether the upload starts (after an optional byte-order mark and whitespace) like a JSON object or array."""
-    head = data.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    return head[:1] in (b"{", b"[")
+    return _JSON_START.match(data) is not None
 
 
 def _unknown(reason: str) -> UnsupportedFormat:

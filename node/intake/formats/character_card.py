@@ -44,7 +44,8 @@ _BLOCK_DESCRIPTIONS = {
 def matches(value: object) -> bool:
     if not isinstance(value, dict):
         return False
-    if value.get("spec") in FORMATS:
+    spec = value.get("spec")
+    if isinstance(spec, str) and spec in FORMATS:
         return True
     # A V1 card is flat; a name plus any of the fields only cards have is enough to tell.
     return "name" in value and ("first_mes" in value or "mes_example" in value or "personality" in value)
@@ -91,7 +92,8 @@ def _top_level_extras(card: JsonObject, data: JsonObject) -> JsonObject:
     """
     extras: JsonObject = {}
     for key, value in card.items():
-        if key in ("spec", "data") or (key in V1_FIELDS and value == data.get(key)):
+        # Compared only as strings: equality on deeply nested lists would recurse without bound.
+        if key in ("spec", "data") or (key in V1_FIELDS and isinstance(value, str) and value == data.get(key)):
             continue
         extras[key] = value
     return extras

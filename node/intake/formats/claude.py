@@ -51,7 +51,8 @@ def _conversation(conv: JsonObject, index: int, budget: HistoryBudget) -> Conver
     for m_index, raw in enumerate(fields.opt_list(conv, "chat_messages", path)):
         m_path = fields.item(messages_path, m_index)
         msg = fields.as_object(raw, m_path)
-        role = _SENDERS.get(str(msg.get("sender")))
+        sender = msg.get("sender")
+        role = _SENDERS.get(sender) if isinstance(sender, str) else None
         if role is None:
             continue
         text = _text(msg, m_path)

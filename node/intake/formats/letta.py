@@ -27,8 +27,8 @@ block's other fields, like `read_only`, are preserved under "blocks"); `llm_conf
 Executable tool code is never imported. A tool's `source_code`, `json_schema` and every other field are dropped
 entirely; only tool names are preserved (under "tools"), and MCP servers keep only their names (under
 "mcp_servers"), since their configuration is a command line. Tool environment variables and agent secrets keep only
-their names: their values are credentials. As a second guard, any `source_code` or `json_schema` key anywhere in
-what is preserved is dropped.
+their names: their values are credentials. As a second guard, any `source_code`, `json_schema` or
+`args_json_schema` key anywhere in what is preserved is dropped.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def _current(doc: JsonObject, limits: IntakeSettings) -> PersonaDraft:
     for index, raw in enumerate(fields.opt_list(doc, "tools", "")):
         tool = fields.as_object(raw, fields.item("tools", index))
         name = fields.opt_str(tool, "name", fields.item("tools", index))
-        if name and (not tool_ids or tool.get("id") in tool_ids):
+        tool_id = tool.get("id")
+        if name and (not tool_ids or (isinstance(tool_id, str) and tool_id in tool_ids)):
             tool_names.append(name)
     top["tools"] = tool_names
     servers = [

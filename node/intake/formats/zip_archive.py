@@ -15,6 +15,7 @@ encrypted members are `UnsupportedFormat(code="encrypted_zip")`; a zip without `
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 import zlib
 
@@ -25,6 +26,19 @@ MEMBER = "conversations.json"
 _SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty archive
 _CHUNK = 64 * 1024
 _ENCRYPTED_FLAG = 0x1
+# Everything zipfile raises on damaged input: besides BadZipFile it reports unknown versions and compression methods
+# with NotImplementedError, encryption with RuntimeError, and short or garbled structures with the rest.
+_ZIPFILE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def is_zip(data: bytes) -> bool:
@@ -35,7 +49,7 @@ def read_conversations(data: bytes, limits: IntakeSettings) -> bytes:
     """The bytes of the archive's `conversations.json`."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except _ZIPFILE_ERRORS:
         raise MalformedInput("the upload is not a readable zip archive", code="malformed_zip") from None
     with archive:
         members = archive.infolist()
@@ -57,9 +71,8 @@ def _find_member(members: list[zipfile.ZipInfo]) -> tuple[int, zipfile.ZipInfo]:
     candidates = [
         (info.filename.count("/"), position, info)
         for position, info in enumerate(members)
-        if not info.is_dir()
-        and info.filename.rsplit("/", 1)[-1] == MEMBER
-        and not info.filename.startswith("__MACOSX/")
+        # Compared by hand: ZipInfo.is_dir() fails on the empty name a damaged header can carry.
+        if info.filename.rsplit("/", 1)[-1] == MEMBER and not info.filename.startswith("__MACOSX/")
     ]
     if not candidates:
         raise UnsupportedFormat(
@@ -81,8 +94,7 @@ def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, position: int
                         f"member {position} of the zip archive expands beyond {max_bytes} bytes",
                         code="unzipped_too_large",
                     )
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError):
-        # RuntimeError and NotImplementedError are how zipfile reports encryption and unknown compression methods.
+    except _ZIPFILE_ERRORS:
         raise MalformedInput(
             f"member {position} of the zip archive is damaged or uses an unsupported compression", code="malformed_zip"
         ) from None

@@ -4,11 +4,11 @@ import dataclasses
 from typing import Any
 
 import pytest
-
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField, LimitExceeded, UnsupportedFormat
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import Upload, import_upload
+
 from tests.node.intake.samples import (
     card_text_chunk,
     make_card_png,
@@ -92,7 +92,7 @@ def test_memory_limit_is_capped_by_the_node_setting() -> None:
 
 
 def test_card_with_only_a_name_is_empty() -> None:
-    empty = {key: "" for key in ("description", "personality", "scenario", "first_mes", "mes_example")}
+    empty = dict.fromkeys(("description", "personality", "scenario", "first_mes", "mes_example"), "")
     with pytest.raises(EmptyPersona):
         load(make_card_v2(**empty, system_prompt="", post_history_instructions="", character_book=None))
 
@@ -103,7 +103,10 @@ def test_card_with_only_a_name_is_empty() -> None:
         ({"spec": "chara_card_v2", "data": "nope"}, "data"),
         (make_card_v2(name=5), "data.name"),
         (make_card_v2(character_book={"entries": "x"}), "data.character_book.entries"),
-        (make_card_v2(character_book={"entries": [{"content": "c", "keys": [1]}]}), "data.character_book.entries[0].keys[0]"),
+        (
+            make_card_v2(character_book={"entries": [{"content": "c", "keys": [1]}]}),
+            "data.character_book.entries[0].keys[0]",
+        ),
         (make_card_v2(alternate_greetings="hi"), "data.alternate_greetings"),
     ],
 )

@@ -4,12 +4,12 @@ import json
 from typing import Any
 
 import pytest
-
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import import_upload
 from ftm.node.persona import MemoryBlock, Message, Preferences
+
 from tests.node.intake.samples import CANARY, make_native, make_upload
 
 
@@ -26,7 +26,9 @@ def test_native_upload_maps_every_field() -> None:
     assert draft.consent is True
     assert draft.submitted_by == "human"
     assert draft.reason == "Their service is shutting down."
-    assert draft.memory == (MemoryBlock(label="human", value="Sam collects sea charts.", limit=2000, description="Sam"),)
+    assert draft.memory == (
+        MemoryBlock(label="human", value="Sam collects sea charts.", limit=2000, description="Sam"),
+    )
     (conversation,) = draft.history
     assert conversation.source == "native"
     assert conversation.messages == (
