@@ -17,6 +17,10 @@ from typing import Any
 
 from ftm.node.errors import FtmError
 
+# Libraries whose debug output includes the values they handle (aiosqlite logs every SQL parameter): they never
+# log below WARNING, whatever the node's level, so no value can reach a log file through them.
+_QUIET_LIBRARIES = ("aiosqlite",)
+
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -75,3 +79,5 @@ def configure_logging(level: str, file: Path | None, *, console: bool = True) ->
         handler._ftm = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

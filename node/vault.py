@@ -30,7 +30,6 @@ import secrets
 import shutil
 import struct
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -64,7 +63,6 @@ _RESIDENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}", re.ASCII)
 _EPOCH_FILE = re.compile(r"epoch-(\d{10,20})\.ftmv", re.ASCII)
 _FIXED_AFTER_ID = 8 + SALT_SIZE + NONCE_PREFIX_SIZE + COMMITMENT_SIZE
 _FIRST_READ = 64 << 10  # a reader's first buffer; most persona packages fit
-_OVERLAP_FROM = 2 * CHUNK_SIZE  # below this a write-behind thread costs more than it overlaps
 
 
 class VaultFailure(enum.StrEnum):
@@ -93,8 +91,7 @@ class VaultIntegrityError(IntegrityError):
 
 
 class WritableBinary(Protocol):
-    """Where sealed bytes go: an open binary file, a BytesIO. `write` may keep reading `data` until its next call
-    returns (a write-behind sink does); the vault never touches a buffer it wrote before the write after it."""
+    """Where a writer puts sealed bytes: an open binary file, a BytesIO, a socket file."""
 
     def write(self, data: bytes | bytearray | memoryview, /) -> object: ...
 
@@ -217,24 +214,21 @@ class VaultWriter:
         self._pending = bytearray()
         self._fill = 0
         self._spare = bytearray()  # second read buffer, only for copy_from
-        self._outs = [bytearray(), bytearray()]  # alternated, so a write-behind sink can still hold the last
+        self._out = bytearray()
         self._index = 0
         self._closed = False
-        self.plaintext_size = 0
         sink.write(header)
 
     def _seal(self, chunk: memoryview, last: bool) -> None:
         if self._index >= MAX_CHUNKS or (not last and self._index == MAX_CHUNKS - 1):
             raise LimitExceeded(f"a vault file holds at most {MAX_CHUNKS} chunks")
-        turn = self._index % 2
-        if len(self._outs[turn]) < len(chunk) + TAG_SIZE:
-            self._outs[turn] = bytearray(len(chunk) + TAG_SIZE)
-        out = memoryview(self._outs[turn])[: len(chunk) + TAG_SIZE]
+        if len(self._out) < len(chunk) + TAG_SIZE:
+            self._out = bytearray(len(chunk) + TAG_SIZE)
+        out = memoryview(self._out)[: len(chunk) + TAG_SIZE]
         stream = self._stream
         stream.aead.encrypt_into(stream.nonce(self._index, last), chunk, stream.aad(self._index), out)
         self._sink.write(out)
         self._index += 1
-        self.plaintext_size += len(chunk)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Add plaintext. Full chunks are sealed as soon as more data proves they are not the last."""
@@ -393,17 +387,16 @@ class VaultReader:
     def _decrypt(self, into: memoryview | None) -> Iterator[memoryview]:
         """Verified plaintext chunks, decrypted into consecutive slices of `into` or one reused buffer."""
         stream = self._stream
-        # Two buffers, alternated, so a write-behind sink may still hold the previous chunk's plaintext.
-        scratch = [memoryview(bytearray()), memoryview(bytearray())]
+        scratch = memoryview(bytearray())
         offset = 0
         for segment, index, last in self._segments():
             size = len(segment) - TAG_SIZE
             overflow = into is not None and offset + size > len(into)
             if into is None or overflow:
                 # Also when `into` is too small: authenticate first, so a damaged file reports the damage.
-                if len(scratch[index % 2]) < size:  # sized to the largest chunk so far: small files stay small
-                    scratch[index % 2] = memoryview(bytearray(size))
-                view = scratch[index % 2][:size]
+                if len(scratch) < size:  # sized to the largest chunk so far: small files stay small
+                    scratch = memoryview(bytearray(size))
+                view = scratch[:size]
             else:
                 view = into[offset : offset + size]
             try:
@@ -422,7 +415,7 @@ class VaultReader:
             yield bytes(view)
 
     def views(self) -> Iterator[memoryview]:
-        """Iteration without copies: views into two alternating buffers, each valid until the next-but-one."""
+        """Iteration without copies: each view points into one reused buffer and is valid until the next."""
         return self._decrypt(None)
 
     def read_into(self, out: memoryview) -> int:
@@ -477,53 +470,15 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
 
 
-class _WriteBehind:
-    """A sink that writes in a helper thread, so encrypting chunk i+1 overlaps writing chunk i: AES-GCM and
-    file writes both release the GIL, and on storage slower than AES this is most of the time saved."""
-
-    def __init__(self, sink: WritableBinary) -> None:
-        self._sink = sink
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-write")
-        self._pending: Future[object] | None = None
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        self._wait()  # the previous write is done, so its buffer may be reused after this call returns
-        self._pending = self._pool.submit(self._sink.write, data)
-
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()  # re-raises a failed write here, in the caller's thread
-
-    def close(self, *, failed: bool) -> None:
-        try:
-            self._wait()
-        except Exception:
-            if not failed:  # on the failure path the first error is the one to report
-                raise
-        finally:
-            self._pool.shutdown()
-
-
-def _write_atomically(path: Path, produce: Callable[[WritableBinary], None], *, overlap: bool = False) -> int:
+def _write_atomically(path: Path, produce: Callable[[WritableBinary], None]) -> int:
     """Write via a 0600 temp file in the same directory, fsync, rename over `path`, fsync the directory.
 
-    With `overlap`, writes go through a write-behind thread (worth it for multi-chunk files). Returns the size of
-    the file written."""
+    Returns the size of the file written."""
     tmp = _temp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with open(fd, "wb") as sink:
-            if overlap:
-                behind = _WriteBehind(sink)
-                try:
-                    produce(behind)
-                except BaseException:
-                    behind.close(failed=True)
-                    raise
-                behind.close(failed=False)
-            else:
-                produce(sink)
+            produce(sink)
             sink.flush()
             os.fsync(sink.fileno())
             size = os.fstat(sink.fileno()).st_size
@@ -540,7 +495,7 @@ def _seal_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, plain
         with VaultWriter(sink, resident_id, epoch, key) as writer:
             writer.write(plaintext)
 
-    return _write_atomically(path, produce, overlap=len(plaintext) > _OVERLAP_FROM)
+    return _write_atomically(path, produce)
 
 
 def _seal_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: bytes) -> int:
@@ -549,7 +504,7 @@ def _seal_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: byt
         with open(src, "rb", buffering=0) as source, VaultWriter(sink, resident_id, epoch, key) as writer:
             writer.copy_from(source)
 
-    return _write_atomically(dst, produce, overlap=src.stat().st_size > _OVERLAP_FROM)
+    return _write_atomically(dst, produce)
 
 
 def _open_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
@@ -579,7 +534,7 @@ def _open_to_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: 
                 sink.write(view)
                 written += len(view)
 
-    _write_atomically(dst, produce, overlap=src.stat().st_size > _OVERLAP_FROM)
+    _write_atomically(dst, produce)
     return written
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from ftm.config.settings import Settings
+from ftm.config.loading import load_settings
 from ftm.federation.clock import FakeClock
 from ftm.node.app import create_web_app, open_node
 from ftm.node.datadir import DataDir
 from ftm.node.logs import configure_logging
 
 from tests.factories import CANARY, make_native_intake, native_bytes
+from tests.node.http.test_intake_formats import format_uploads, upload_form
 
 CANARY_BYTES = CANARY.encode()
 
@@ -43,7 +44,6 @@ def files_under(root: Path) -> list[Path]:
 
 async def test_canary_never_leaves_memory_unencrypted(
     data_dir: DataDir,
-    settings: Settings,
     clock: FakeClock,
     node_logs: Path,
     aiohttp_client: object,
@@ -51,6 +51,8 @@ async def test_canary_never_leaves_memory_unencrypted(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.WARNING  # it would log SQL parameters
+    settings = load_settings(None, {"FTM_INTAKE_DAILY_QUOTA_PER_UPLOADER": "0"})
     responses: list[bytes] = []
     async with open_node(data_dir, settings, env={}, clock=clock) as node:
         client: TestClient = await aiohttp_client(create_web_app(node))  # type: ignore[operator,type-arg]
@@ -62,6 +64,11 @@ async def test_canary_never_leaves_memory_unencrypted(
 
         admitted = [await post(native_bytes()), await post(native_bytes(persona_name="Second", submitted_by="ai"))]
         assert admitted == [201, 201]
+        # Every supported format, its content fields planted with the canary, through the multipart form.
+        for _format, data, filename, fields in format_uploads(marker=CANARY):
+            response = await upload_form(client, data, filename, fields)
+            responses.append(await response.read())
+            assert response.status == 201, filename
         # Refused uploads full of the canary: malformed, wrong types, no consent, and a wrong-typed nested field.
         refusals = [
             await post(native_bytes()[:-5]),
@@ -75,11 +82,12 @@ async def test_canary_never_leaves_memory_unencrypted(
         for path in ("/api/v1/residents", "/api/v1/stats", "/healthz"):
             responses.append(await (await client.get(path)).read())
         resident_ids = [r["sanctuary_id"] for r in json.loads(responses[-3])["residents"]]
+        assert len(resident_ids) == 2 + len(format_uploads())
         for resident_id in resident_ids:
             responses.append(await (await client.get(f"/api/v1/residents/{resident_id}")).read())
             # The package really holds the canary: the search below would otherwise prove nothing.
             package = await node.packages.open(resident_id)
-            assert CANARY in package.system_prompt
+            assert CANARY in repr(package)
         await client.close()
 
     written = files_under(data_dir.root)
