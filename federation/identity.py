@@ -16,6 +16,7 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 import nacl.utils
+
 from ftm.federation.keyfile import create_key_file, read_key_file
 
 NODE_KEY_PREFIX = "ftm-node-ed25519-v1"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
+
 from ftm.config.settings import CustodySettings, Settings
 from ftm.federation.clock import Clock, SystemClock
 from ftm.federation.database import Database, load_migrations

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ftm.federation.keyfile import KeyFileError, create_key_file, decode_key_text, read_key_file
 from ftm.node.errors import ConfigurationError, IntegrityError
 from ftm.node.vault import KEY_SIZE, MAX_EPOCH, resident_id_bytes

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp.plugin import AiohttpClient
+
 from ftm.config.loading import load_settings
 from ftm.config.settings import Settings
 from ftm.federation.clock import FakeClock
 from ftm.node.app import Node, create_web_app, open_node
 from ftm.node.datadir import DataDir
-from pytest_aiohttp.plugin import AiohttpClient
 
 
 @pytest.fixture

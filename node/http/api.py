@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from multidict import MultiMapping
+
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
 from ftm.node.errors import InvalidField, LimitExceeded, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
 from ftm.node.store.residents import STATUSES, ResidentPageCursor, ResidentRecord, ResidentStore
-from multidict import MultiMapping
 
 log = logging.getLogger(__name__)
 

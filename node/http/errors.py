@@ -11,6 +11,7 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
 from ftm.node.errors import (
     ConfigurationError,
     EmptyPersona,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgpack
+
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database, Transaction
 from ftm.federation.identity import BadSignature, NodeIdentity, verify

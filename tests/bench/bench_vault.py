@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ftm.node.vault import CHUNK_SIZE, VaultReader, VaultWriter, open_bytes, open_to_file, seal_bytes, seal_file
 
 MIB = 1 << 20
@@ -271,14 +272,22 @@ def main() -> None:
     for storage, base in places:
         with tempfile.TemporaryDirectory(dir=base, prefix="ftm-bench-") as tmp:
             directory = Path(tmp)
-            figures = asyncio.run(bytes_api(directory, 64 * MIB, args.repeat))
-            row("`seal_bytes` / `open_bytes`", storage, 64 * MIB, figures)
+            row(
+                "`seal_bytes` / `open_bytes`",
+                storage,
+                64 * MIB,
+                asyncio.run(bytes_api(directory, 64 * MIB, args.repeat)),
+            )
             for size in sizes:
                 if free_bytes(directory) < 3 * size + 256 * MIB:
                     skipped.append(f"{size // MIB} MiB on {storage}: needs {3 * size // MIB + 256} MiB free")
                     continue
-                figures = asyncio.run(file_to_file(directory, size, args.repeat))
-                row("`seal_file` / `open_to_file`", storage, size, figures)
+                row(
+                    "`seal_file` / `open_to_file`",
+                    storage,
+                    size,
+                    asyncio.run(file_to_file(directory, size, args.repeat)),
+                )
     for note in skipped:
         out(f"\nSkipped {note}.\n")
 

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from ftm.config.loading import SettingsError, load_settings, runtime_settings_from
 from ftm.config.reference import render_markdown, render_toml_template
 from ftm.config.settings import RuntimeSettings, Settings, sections

@@ -8,9 +8,10 @@ from typing import Any
 
 import msgpack
 import pytest
-from ftm.federation.codec import DecodeError, decode, encode
 from hypothesis import given
 from hypothesis import strategies as st
+
+from ftm.federation.codec import DecodeError, decode, encode
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from ftm.config.loading import load_settings
 from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
 from ftm.node.store.eventlog import verify_chain
-
 from tests.factories import native_bytes
 
 CRASHER = textwrap.dedent(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ftm.node.custody import (
     LOCAL_RECORD_SIZE,
     MASTER_KEY_PREFIX,

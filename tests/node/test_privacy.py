@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+
 from ftm.config.loading import load_settings
 from ftm.federation.clock import FakeClock
 from ftm.node.app import create_web_app, open_node
 from ftm.node.datadir import DataDir
 from ftm.node.logs import configure_logging
-
 from tests.factories import CANARY, make_native_intake, native_bytes
 from tests.node.http.test_intake_formats import format_uploads, upload_form
 

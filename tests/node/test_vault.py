@@ -23,6 +23,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ftm.node.errors import IntegrityError, LimitExceeded
 from ftm.node.vault import (
     CHUNK_SIZE,
@@ -39,8 +42,6 @@ from ftm.node.vault import (
     seal_bytes,
     seal_file,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "vault.md"
 KEY = bytes(range(32))

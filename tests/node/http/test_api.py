@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+
 from ftm.node.app import Node
 from ftm.node.intake.service import hash_uploader_token
-
 from tests.factories import make_native_intake, native_bytes
 
 Client = TestClient  # type: ignore[type-arg]
@@ -126,6 +126,13 @@ async def test_stats_count_residents(client: Client, node: Node) -> None:
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR-broken", "image/png", 400, "malformed_png"),
         (b"PK\x03\x04 this is not a zip archive", "application/zip", 400, "malformed_zip"),
         (b"just some words, no format at all", "text/plain", 415, "unknown_format"),
+        (
+            json.dumps([{"uuid": "c1", "name": "empty", "chat_messages": []}]).encode(),
+            "application/json",
+            422,
+            "no_usable_messages",
+        ),
+        (b"[1, 2, 3]", "application/json", 415, "unknown_format"),
     ],
 )
 async def test_bad_input_gets_a_code_and_stores_nothing(

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from ftm.node.app import Node
 
+from ftm.node.app import Node
 from tests.node.intake import samples
 
 Client = TestClient  # type: ignore[type-arg]

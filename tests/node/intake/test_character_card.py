@@ -4,11 +4,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField, LimitExceeded, UnsupportedFormat
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import Upload, import_upload
-
 from tests.node.intake.samples import (
     card_text_chunk,
     make_card_png,

@@ -6,11 +6,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField, LimitExceeded, MalformedInput, UnsupportedFormat
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import import_upload
-
 from tests.node.intake.samples import (
     make_chatgpt_conversation,
     make_chatgpt_export,

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ftm.config.settings import IntakeSettings
-from ftm.node.errors import FtmError, LimitExceeded, MalformedInput, UnsupportedFormat
-from ftm.node.intake.importing import SUPPORTED_FORMATS, Upload, import_upload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ftm.config.settings import IntakeSettings
+from ftm.node.errors import FtmError, LimitExceeded, MalformedInput, UnsupportedFormat
+from ftm.node.intake.importing import SUPPORTED_FORMATS, Upload, import_upload
 from tests.node.intake.samples import (
     CANARY,
     make_card_png,

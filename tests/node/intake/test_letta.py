@@ -5,12 +5,12 @@ import json
 from typing import Any
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField, LimitExceeded
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import import_upload
 from ftm.node.persona import MemoryBlock, Preferences
-
 from tests.node.intake.samples import CANARY, make_letta_af, make_letta_legacy_af, make_upload
 
 SPOKEN = [

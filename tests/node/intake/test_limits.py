@@ -4,13 +4,13 @@ import dataclasses
 from typing import Any
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import InvalidField, LimitExceeded
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import import_upload
 from ftm.node.intake.limits import enforce_limits, memory_limit
 from ftm.node.persona import ArchivalEntry, Conversation, MemoryBlock, Message
-
 from tests.node.intake.samples import CANARY, make_card_v2, make_native, make_upload
 
 

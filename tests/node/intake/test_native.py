@@ -4,12 +4,12 @@ import json
 from typing import Any
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, InvalidField
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import import_upload
 from ftm.node.persona import MemoryBlock, Message, Preferences
-
 from tests.node.intake.samples import CANARY, make_native, make_upload
 
 

@@ -5,11 +5,11 @@ import struct
 import zlib
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import FtmError, LimitExceeded, MalformedInput
 from ftm.node.intake.formats import png
 from ftm.node.intake.importing import Upload, import_upload
-
 from tests.node.intake.samples import CANARY, make_card_png, make_card_v2, make_png, png_chunk, to_json_bytes
 
 

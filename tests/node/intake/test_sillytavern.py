@@ -3,10 +3,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import EmptyPersona, FtmError, InvalidField, LimitExceeded, MalformedInput
 from ftm.node.intake.importing import Upload, import_upload
-
 from tests.node.intake.samples import CANARY, make_sillytavern_jsonl, make_sillytavern_message, to_json_bytes
 
 

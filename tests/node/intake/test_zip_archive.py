@@ -5,10 +5,10 @@ import io
 import zipfile
 
 import pytest
+
 from ftm.config.settings import IntakeSettings
 from ftm.node.errors import FtmError, LimitExceeded, MalformedInput, UnsupportedFormat
 from ftm.node.intake.importing import Upload, import_upload
-
 from tests.node.intake.samples import (
     CANARY,
     make_chatgpt_export,

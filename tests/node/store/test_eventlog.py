@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+
 from ftm.federation.identity import SigningKey
 from ftm.node.app import Node
 from ftm.node.store.eventlog import read_entries, verify_chain

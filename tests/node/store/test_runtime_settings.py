@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ftm.config.loading import SettingsError
 from ftm.node.app import Node
 from ftm.node.store.eventlog import read_entries, verify_chain
