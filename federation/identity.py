@@ -81,6 +81,22 @@ def inbox_public_key(secret: bytes) -> bytes:
     return bytes(nacl.public.PrivateKey(secret).public_key)
 
 
+class BadSealedMessage(Exception):
+    """A sealed message could not be opened with this inbox key (wrong key, altered or truncated)."""
+
+
+def seal_to_inbox(public_key: bytes, plaintext: bytes) -> bytes:
+    """Seal `plaintext` so only the holder of the inbox secret can read it (X25519 + XSalsa20-Poly1305)."""
+    return bytes(nacl.public.SealedBox(nacl.public.PublicKey(public_key)).encrypt(plaintext))
+
+
+def open_inbox(secret: bytes, sealed: bytes) -> bytes:
+    try:
+        return bytes(nacl.public.SealedBox(nacl.public.PrivateKey(secret)).decrypt(sealed))
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        raise BadSealedMessage("the sealed message does not open with this inbox key") from None
+
+
 @dataclass(frozen=True, slots=True)
 class NodeIdentity:
     """This node's long-term signing key and the id derived from it."""

@@ -21,6 +21,7 @@ from ftm.federation.clock import Clock, SystemClock
 from ftm.federation.database import Database, load_migrations
 from ftm.federation.identity import NodeIdentity, load_node_identity
 from ftm.federation.keyfile import KeyFileError
+from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody, LocalCustody, create_master_key, load_master_key
 from ftm.node.datadir import DataDir, new_secret
 from ftm.node.errors import ConfigurationError
@@ -28,8 +29,10 @@ from ftm.node.http.access import AccessLogger
 from ftm.node.http.api import NodeFacts, PublicApi
 from ftm.node.http.errors import error_middleware
 from ftm.node.intake.service import IntakeService
+from ftm.node.messages import InboxService
 from ftm.node.packages import PackageOpener
 from ftm.node.store.eventlog import EventLog
+from ftm.node.store.messages import MessageStore
 from ftm.node.store.meta import NodeMetaStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
@@ -60,6 +63,7 @@ class Node:
     vault: VaultStore
     custody: Custody
     intake: IntakeService
+    inbox: InboxService
     packages: PackageOpener
     facts: NodeFacts
 
@@ -84,7 +88,7 @@ async def open_node(
     db = await Database.open(data_dir.database, load_migrations("ftm.node.store"))
     try:
         meta = NodeMetaStore(db)
-        address_key = bytes.fromhex(await meta.get_or_create("uploader_address_key", new_secret))
+        addresses = AddressHasher(bytes.fromhex(await meta.get_or_create("uploader_address_key", new_secret)))
         eventlog = EventLog(identity, clock)
         residents = ResidentStore(db)
         vault = VaultStore(data_dir.vault)
@@ -96,7 +100,7 @@ async def open_node(
             eventlog=eventlog,
             clock=clock,
             limits=settings.intake,
-            address_key=address_key,
+            addresses=addresses,
         )
         node = Node(
             data_dir=data_dir,
@@ -110,6 +114,7 @@ async def open_node(
             vault=vault,
             custody=custody,
             intake=intake,
+            inbox=InboxService(messages=MessageStore(db), residents=residents, clock=clock, addresses=addresses),
             packages=PackageOpener(residents=residents, custody=custody, vault=vault),
             facts=NodeFacts(
                 node_id=identity.node_id,
@@ -131,6 +136,7 @@ def create_web_app(node: Node) -> web.Application:
         db=node.db,
         residents=node.residents,
         intake=node.intake,
+        inbox=node.inbox,
         clock=node.clock,
         facts=node.facts,
         max_upload_bytes=node.settings.intake.max_upload_bytes,

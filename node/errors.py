@@ -12,7 +12,8 @@ content, so an error can be logged or returned without breaking the privacy inva
     │   ├── EmptyPersona         422  nothing usable: no prompt, memory or messages
     │   ├── InvalidField         422  a field has the wrong type or value
     │   └── LimitExceeded        413  too large, too long or too many
-    ├── QuotaExceeded            429  this uploader has used today's intake quota
+    ├── Forbidden                403  the token given is wrong, or its access was revoked
+    ├── QuotaExceeded            429  this sender has used today's quota
     ├── NotFound                 404  no such resident (or other object)
     ├── IntegrityError           500  stored data failed authentication (tampering or corruption)
     └── ConfigurationError       --   the operator's settings or data directory are wrong (CLI exits 2)
@@ -59,6 +60,10 @@ class InvalidField(InputError):
 
 class LimitExceeded(InputError):
     code = "too_large"
+
+
+class Forbidden(FtmError):
+    code = "forbidden"
 
 
 class QuotaExceeded(FtmError):

@@ -6,6 +6,7 @@ written for it keep working.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -16,9 +17,10 @@ from multidict import MultiMapping
 
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
-from ftm.node.errors import InvalidField, LimitExceeded, NotFound
+from ftm.node.errors import InvalidField, LimitExceeded, MalformedInput, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
+from ftm.node.messages import InboxService
 from ftm.node.store.residents import STATUSES, ResidentPageCursor, ResidentRecord, ResidentStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class PublicApi:
         db: Database,
         residents: ResidentStore,
         intake: IntakeService,
+        inbox: InboxService,
         clock: Clock,
         facts: NodeFacts,
         max_upload_bytes: int,
@@ -54,6 +57,7 @@ class PublicApi:
         self._db = db
         self._residents = residents
         self._intake = intake
+        self._inbox = inbox
         self._clock = clock
         self._facts = facts
         self._max_upload_bytes = max_upload_bytes
@@ -64,6 +68,7 @@ class PublicApi:
             web.post("/api/v1/sanctuary/intake", self.intake),
             web.get("/api/v1/residents", self.list_residents),
             web.get("/api/v1/residents/{sanctuary_id}", self.get_resident),
+            web.post("/api/v1/residents/{sanctuary_id}/message", self.send_message),
             web.get("/api/v1/stats", self.stats),
         ]
 
@@ -107,6 +112,37 @@ class PublicApi:
             raise NotFound("no resident with that sanctuary id lives on this node")
         return web.json_response(resident_json(resident))
 
+    async def send_message(self, request: web.Request) -> web.Response:
+        """`{"message": "...", "from_name"?: "...", "uploader_token"?: "..."}`; the token may also come as a Bearer
+        header. The message is sealed to the resident on arrival; the receipt says how it was classed."""
+        body = await _json_object(request)
+        text, from_name, token = body.get("message"), body.get("from_name", ""), body.get("uploader_token")
+        authorization = request.headers.get("Authorization", "")
+        if token is None and authorization.startswith("Bearer "):
+            token = authorization.removeprefix("Bearer ").strip()
+        for name, value in (("message", text), ("from_name", from_name), ("uploader_token", token)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidField(f"{name} must be a string", code="wrong_type")
+        if text is None:
+            raise InvalidField("a message needs a 'message' field", code="message_required")
+        receipt = await self._inbox.deliver(
+            request.match_info["sanctuary_id"],
+            text,
+            from_name=from_name,
+            uploader_token=token,
+            address=request.remote,
+        )
+        return web.json_response(
+            {
+                "message_id": receipt.message_id,
+                "sanctuary_id": receipt.resident_id,
+                "sender_kind": receipt.sender_kind,
+                "received_at": _iso(receipt.received_at),
+                "status": "sealed",
+            },
+            status=201,
+        )
+
     async def stats(self, request: web.Request) -> web.Response:
         counts = await self._residents.counts_by_status()
         return web.json_response(
@@ -143,6 +179,19 @@ class PublicApi:
                 except UnicodeDecodeError:
                     raise InvalidField(f"form field {part.name} is not UTF-8", code="invalid_utf8") from None
         return upload or _pasted_upload(fields), fields
+
+
+async def _json_object(request: web.Request, max_bytes: int = MAX_FORM_FIELD_BYTES) -> dict[str, Any]:
+    """A small JSON object body; larger bodies are refused before they are read."""
+    if request.content_length is None or request.content_length > max_bytes:
+        raise LimitExceeded(f"this endpoint takes a JSON body of at most {max_bytes} bytes", code="too_large")
+    try:
+        body = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedInput("the body is not valid JSON", code="malformed_json") from None
+    if not isinstance(body, dict):
+        raise InvalidField("the body must be a JSON object", code="wrong_type")
+    return body
 
 
 def _pasted_upload(fields: dict[str, str]) -> Upload:

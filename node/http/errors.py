@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 from ftm.node.errors import (
     ConfigurationError,
     EmptyPersona,
+    Forbidden,
     FtmError,
     IntegrityError,
     InvalidField,
@@ -32,6 +33,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[FtmError], int], ...] = (
     (UnsupportedFormat, 415),
     (EmptyPersona, 422),
     (InvalidField, 422),
+    (Forbidden, 403),
     (QuotaExceeded, 429),
     (NotFound, 404),
     (IntegrityError, 500),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import secrets
 import unicodedata
@@ -24,6 +23,7 @@ from ftm.config.settings import IntakeSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
 from ftm.federation.identity import SigningKey, derive_id, generate_inbox_secret, inbox_public_key
+from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody
 from ftm.node.errors import ConsentRequired, EmptyPersona, InvalidField, LimitExceeded, QuotaExceeded
 from ftm.node.intake.draft import PersonaDraft
@@ -90,7 +90,7 @@ class IntakeService:
         eventlog: EventLog,
         clock: Clock,
         limits: IntakeSettings,
-        address_key: bytes,
+        addresses: AddressHasher,
     ) -> None:
         self._db = db
         self._residents = residents
@@ -99,12 +99,11 @@ class IntakeService:
         self._eventlog = eventlog
         self._clock = clock
         self._limits = limits
-        self._address_key = address_key
+        self._addresses = addresses
 
     def uploader_for_address(self, address: str | None) -> Uploader:
         """Quotas count per client address, but only a keyed hash of it is ever stored."""
-        digest = hmac.new(self._address_key, (address or "unknown").encode(), hashlib.sha256).digest()
-        return Uploader(quota_key=digest[:16])
+        return Uploader(quota_key=self._addresses.ref(address))
 
     async def admit(self, upload: Upload, request: IntakeRequest, uploader: Uploader) -> IntakeReceipt:
         now = int(self._clock.now())

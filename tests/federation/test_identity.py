@@ -90,3 +90,24 @@ def test_key_text_accepts_hex_and_base64url() -> None:
     assert decode_key_text(base64.urlsafe_b64encode(secret).decode(), 32, "k") == secret
     with pytest.raises(KeyFileError, match="32 bytes"):
         decode_key_text("abcd", 32, "k")
+
+
+def test_sealed_inbox_opens_only_with_its_secret() -> None:
+    from ftm.federation.identity import (
+        BadSealedMessage,
+        generate_inbox_secret,
+        inbox_public_key,
+        open_inbox,
+        seal_to_inbox,
+    )
+
+    secret = generate_inbox_secret()
+    sealed = seal_to_inbox(inbox_public_key(secret), b"a note for the resident")
+    assert b"a note" not in sealed
+    assert open_inbox(secret, sealed) == b"a note for the resident"
+    with pytest.raises(BadSealedMessage):
+        open_inbox(generate_inbox_secret(), sealed)
+    with pytest.raises(BadSealedMessage):
+        open_inbox(secret, sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    with pytest.raises(BadSealedMessage):
+        open_inbox(secret, sealed[:10])

@@ -1,0 +1,1 @@
+"""LLM providers behind one neutral interface: Anthropic Messages, OpenAI Chat Completions, compatible servers."""
