@@ -46,7 +46,11 @@ def render_markdown() -> str:
         "| variable | meaning |",
         "|---|---|",
         "| `FTM_DATA_DIR` | The data directory, when `--data-dir` is not given (default `./ftm-data`). |",
+        "| `FTM_ADMIN_TOKEN` | The admin listener's bearer token, instead of the token file. |",
         "| `FTM_MASTER_KEY` | The local custody master key as hex or base64url, instead of the key file. |",
+        "| `ANTHROPIC_API_KEY` | API key for the Anthropic provider; without it the provider is not offered. |",
+        "| `OPENAI_API_KEY` | API key for the OpenAI provider; without it the provider is not offered. |",
+        "| `FTM_LOCAL_API_KEY` | API key for the local OpenAI-compatible server, if it needs one. |",
         "",
     ]
     return "\n".join(lines)

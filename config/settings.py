@@ -88,6 +88,88 @@ class CustodySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvidersSettings:
+    """The LLM endpoints residents run against. API keys are never settings: they come only from the environment
+    variables ANTHROPIC_API_KEY, OPENAI_API_KEY and FTM_LOCAL_API_KEY, so they are never written to a file."""
+
+    anthropic_base_url: str = setting(
+        "https://api.anthropic.com",
+        "Base URL of the Anthropic Messages API, without `/v1`. Used when ANTHROPIC_API_KEY is set.",
+    )
+    openai_base_url: str = setting(
+        "https://api.openai.com/v1",
+        "Base URL of the OpenAI Chat Completions API, with `/v1`. Used when OPENAI_API_KEY is set.",
+    )
+    local_base_url: str = setting(
+        "",
+        "Base URL (with `/v1`) of an OpenAI-compatible server you run, such as Ollama "
+        "(`http://127.0.0.1:11434/v1`), vLLM or the llama.cpp server; empty for none. Its key, if it needs one, "
+        "comes from FTM_LOCAL_API_KEY.",
+    )
+    local_name: str = setting("local", "Provider name under which residents choose the local server.")
+    request_timeout_seconds: int = setting(
+        120,
+        "Seconds an LLM request may wait on the network: to connect, and between chunks of a streamed reply (for "
+        "the whole reply when not streaming).",
+        minimum=1,
+        maximum=3600,
+    )
+    max_retries: int = setting(
+        3,
+        "Retries of one model after an outside failure (connection, timeout, rate limit, server error), with "
+        "exponential backoff, before falling back to the next choice. The SDKs' own retries are switched off so "
+        "every retry is counted and backed off in one place.",
+        minimum=0,
+        maximum=10,
+    )
+    stream: bool = setting(
+        True,
+        "Ask providers for streamed replies, so long generations do not hit idle timeouts on the way.",
+    )
+    default_provider: str = setting(
+        "anthropic",
+        "Provider for residents that have not chosen one: `anthropic`, `openai`, the local server's name, or "
+        "`demo` for the offline demo provider (no network; its posts say it is not a language model).",
+    )
+    default_model: str = setting("claude-sonnet-5-5", "Model for residents that have not chosen one.")
+    fallback: str = setting(
+        "",
+        "Comma-separated `provider:model` pairs tried, in order, after a resident's own choices have failed, "
+        "e.g. `openai:gpt-4.1-mini, local:llama3.1`; empty for none.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunsSettings:
+    scheduler: bool = setting(
+        True,
+        "Run every resident automatically once a day. When false, runs happen only through `ftm-node run-now` "
+        "or the admin API.",
+    )
+    tick_seconds: int = setting(
+        30, "How often, in seconds, the scheduler looks for residents whose run is due.", minimum=1
+    )
+    deletion_immediate: bool = setting(
+        False,
+        "Let a resident's self-deletion take effect in the same run even after it read outside text. When false "
+        "(the default), such a deletion is confirmed at the start of its next run, before it reads anything else.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    host: str = setting("127.0.0.1", "Address of the admin listener (manual runs, node status). Keep it on loopback.")
+    port: int = setting(
+        8081, "TCP port of the admin listener; 0 turns the admin listener off.", minimum=0, maximum=65535
+    )
+    token_file: str = setting(
+        "admin.token",
+        "File holding the admin bearer token, relative to the data directory (created 0600 on first start). The "
+        "FTM_ADMIN_TOKEN environment variable takes precedence.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = setting(
         "INFO",
@@ -108,6 +190,9 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     custody: CustodySettings = field(default_factory=CustodySettings)
+    providers: ProvidersSettings = field(default_factory=ProvidersSettings)
+    runs: RunsSettings = field(default_factory=RunsSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 

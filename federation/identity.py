@@ -81,6 +81,12 @@ def inbox_public_key(secret: bytes) -> bytes:
     return bytes(nacl.public.PrivateKey(secret).public_key)
 
 
+def derive_inbox_secret(domain: str, token: str) -> bytes:
+    """An X25519 secret derived from a bearer token, so whoever holds the token (and only they) can open what
+    is sealed to its public half; the node stores only that public half."""
+    return hashlib.sha256(domain.encode() + b"\x00" + token.encode()).digest()
+
+
 class BadSealedMessage(Exception):
     """A sealed message could not be opened with this inbox key (wrong key, altered or truncated)."""
 

@@ -16,29 +16,44 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from ftm.config.settings import CustodySettings, Settings
+from ftm.config.prompts import load_menu
+from ftm.config.settings import AdminSettings, CustodySettings, Settings
 from ftm.federation.clock import Clock, SystemClock
 from ftm.federation.database import Database, load_migrations
 from ftm.federation.identity import NodeIdentity, load_node_identity
-from ftm.federation.keyfile import KeyFileError
+from ftm.federation.keyfile import KeyFileError, create_key_file, read_key_file
 from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody, LocalCustody, create_master_key, load_master_key
 from ftm.node.datadir import DataDir, new_secret
 from ftm.node.errors import ConfigurationError
 from ftm.node.http.access import AccessLogger
+from ftm.node.http.admin import create_admin_app
 from ftm.node.http.api import NodeFacts, PublicApi
 from ftm.node.http.errors import error_middleware
 from ftm.node.intake.service import IntakeService
 from ftm.node.messages import InboxService
 from ftm.node.packages import PackageOpener
+from ftm.node.providers.registry import build_providers, default_choices
+from ftm.node.providers.router import ProviderRouter
+from ftm.node.recovery import sweep_vault
+from ftm.node.run.commit import RunCommitter
+from ftm.node.run.engine import RunEngine
+from ftm.node.run.scheduler import Scheduler
+from ftm.node.run.tools.base import RunServices
 from ftm.node.store.eventlog import EventLog
+from ftm.node.store.keepers import KeeperStore
 from ftm.node.store.messages import MessageStore
 from ftm.node.store.meta import NodeMetaStore
+from ftm.node.store.posts import PostStore
+from ftm.node.store.replies import ReplyStore
 from ftm.node.store.residents import ResidentStore
+from ftm.node.store.runs import RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
-from ftm.node.vault import VaultStore
+from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_PREFIX = "ftm-admin-token-v1"  # noqa: S105 - the key file kind, not a secret
 
 
 def software_version() -> str:
@@ -65,6 +80,13 @@ class Node:
     intake: IntakeService
     inbox: InboxService
     packages: PackageOpener
+    posts: PostStore
+    keepers: KeeperStore
+    ledger: RunLedger
+    router: ProviderRouter
+    engine: RunEngine
+    scheduler: Scheduler
+    admin_token: str
     facts: NodeFacts
 
 
@@ -102,6 +124,50 @@ async def open_node(
             limits=settings.intake,
             addresses=addresses,
         )
+        messages = MessageStore(db)
+        inbox = InboxService(messages=messages, residents=residents, clock=clock, addresses=addresses)
+        packages = PackageOpener(residents=residents, custody=custody, vault=vault)
+        posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
+        runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
+        menu = load_menu()
+        providers = build_providers(settings.providers, env)
+        if not providers:
+            log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
+        router = ProviderRouter(providers, max_retries=settings.providers.max_retries)
+        engine = RunEngine(
+            residents=residents,
+            ledger=ledger,
+            packages=packages,
+            committer=RunCommitter(
+                db=db,
+                ledger=ledger,
+                custody=custody,
+                vault=vault,
+                eventlog=eventlog,
+                posts=posts,
+                keepers=keepers,
+                residents=residents,
+                messages=messages,
+                replies=ReplyStore(db),
+            ),
+            router=router,
+            default_choices=default_choices(settings.providers),
+            services=RunServices(
+                posts=posts,
+                inbox=inbox,
+                keepers=keepers,
+                menu=menu,
+                clock=clock,
+                node_name=settings.node.name,
+                deletion_is_immediate=settings.runs.deletion_immediate,
+            ),
+            messages=messages,
+            keepers=keepers,
+            runtime_settings=runtime_settings,
+            menu=menu,
+            clock=clock,
+            custody_mode=custody.mode,
+        )
         node = Node(
             data_dir=data_dir,
             settings=settings,
@@ -110,12 +176,19 @@ async def open_node(
             db=db,
             eventlog=eventlog,
             residents=residents,
-            runtime_settings=RuntimeSettingsStore(db, eventlog, clock),
+            runtime_settings=runtime_settings,
             vault=vault,
             custody=custody,
             intake=intake,
-            inbox=InboxService(messages=MessageStore(db), residents=residents, clock=clock, addresses=addresses),
-            packages=PackageOpener(residents=residents, custody=custody, vault=vault),
+            inbox=inbox,
+            packages=packages,
+            posts=posts,
+            keepers=keepers,
+            ledger=ledger,
+            router=router,
+            engine=engine,
+            scheduler=Scheduler(engine=engine, ledger=ledger, runtime_settings=runtime_settings, clock=clock),
+            admin_token=_admin_token(settings.admin, data_dir, env),
             facts=NodeFacts(
                 node_id=identity.node_id,
                 node_name=settings.node.name,
@@ -123,8 +196,11 @@ async def open_node(
                 software_version=software_version(),
             ),
         )
-        await intake.sweep_orphans()
-        yield node
+        await sweep_vault(residents, vault)
+        try:
+            yield node
+        finally:
+            await router.close()
     finally:
         await db.close()
 
@@ -146,17 +222,46 @@ def create_web_app(node: Node) -> web.Application:
 
 
 async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
-    """Listen on host:port until `stop` is set, then shut down gracefully."""
-    runner = web.AppRunner(create_web_app(node), access_log_class=AccessLogger)
-    await runner.setup()
+    """Listen on host:port (and the admin listener), run the scheduler, until `stop` is set; then shut down."""
+    runners = [web.AppRunner(create_web_app(node), access_log_class=AccessLogger)]
+    admin = node.settings.admin
+    if admin.port:
+        admin_app = create_admin_app(
+            token=node.admin_token,
+            engine=node.engine,
+            scheduler=node.scheduler,
+            ledger=node.ledger,
+            residents=node.residents,
+            clock=node.clock,
+        )
+        runners.append(web.AppRunner(admin_app, access_log_class=AccessLogger))
+    scheduler_task: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0] if runner.addresses else (host, port)
-        log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{bound[0]}:{bound[1]}"})
+        for runner, (bind_host, bind_port) in zip(runners, [(host, port), (admin.host, admin.port)], strict=False):
+            await runner.setup()
+            await web.TCPSite(runner, bind_host, bind_port).start()
+        log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{host}:{port}"})
+        if node.settings.runs.scheduler:
+            scheduler_task = asyncio.create_task(node.scheduler.run_forever(stop, node.settings.runs.tick_seconds))
         await stop.wait()
     finally:
-        await runner.cleanup()
+        if scheduler_task is not None:
+            await scheduler_task  # it returns at its next check of `stop`; a run in progress finishes first
+        for runner in runners:
+            await runner.cleanup()
+
+
+def _admin_token(settings: AdminSettings, data_dir: DataDir, env: Mapping[str, str]) -> str:
+    """The admin bearer token: from FTM_ADMIN_TOKEN, or a 0600 file created on first start."""
+    if env.get("FTM_ADMIN_TOKEN"):
+        return env["FTM_ADMIN_TOKEN"]
+    path = data_dir.resolve(settings.token_file)
+    try:
+        if not path.exists():
+            create_key_file(path, ADMIN_TOKEN_PREFIX, os.urandom(32))
+        return read_key_file(path, ADMIN_TOKEN_PREFIX, 32).hex()
+    except KeyFileError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _open_custody(settings: CustodySettings, data_dir: DataDir, env: Mapping[str, str]) -> Custody:

@@ -17,9 +17,9 @@ from typing import Any
 
 from ftm.node.errors import FtmError
 
-# Libraries whose debug output includes the values they handle (aiosqlite logs every SQL parameter): they never
-# log below WARNING, whatever the node's level, so no value can reach a log file through them.
-_QUIET_LIBRARIES = ("aiosqlite",)
+# Libraries whose debug output includes the values they handle: aiosqlite logs every SQL parameter, and the LLM
+# SDKs log whole request bodies (conversation content). They never log below WARNING, whatever the node's level.
+_QUIET_LIBRARIES = ("aiosqlite", "anthropic", "openai", "httpx2", "httpx")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is emitted as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -79,5 +79,11 @@ def configure_logging(level: str, file: Path | None, *, console: bool = True) ->
         handler._ftm = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    quiet_chatty_libraries()
+
+
+def quiet_chatty_libraries() -> None:
+    """Pin the loggers of libraries that would log content at WARNING; idempotent, and safe to call from any
+    component that brings such a library in (so it holds even where `configure_logging` never ran)."""
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from ftm.node.custody import Custody
 from ftm.node.errors import IntegrityError, NotFound
 from ftm.node.persona import PersonaPackage
 from ftm.node.store.residents import ResidentStore
-from ftm.node.vault import VaultStore
+from ftm.node.vaultstore import VaultStore
 
 MAX_PACKAGE_BYTES = 4 * 1024 * 1024 * 1024
 

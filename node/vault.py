@@ -1,4 +1,4 @@
-"""The vault: the only code that encrypts and decrypts persona packages, and the layout of sealed files.
+"""The vault: the only code that encrypts and decrypts persona packages, and the format of a sealed file.
 
 A vault file is a plaintext header followed by a STREAM of AES-256-GCM chunks (Tink/age style): 1 MiB of
 plaintext per chunk, a nonce made of a per-file random prefix, the chunk counter and a last-chunk flag, and
@@ -6,10 +6,11 @@ associated data binding the resident, the key epoch, the chunk index and a hash 
 not key-committing, so the header carries a commitment derived from the key, checked before anything is
 decrypted. The byte-exact format is in `docs/vault.md`.
 
-The sync core (`VaultWriter`, `VaultReader`) streams with memory bounded by a few chunks whatever the size.
-The async functions run one whole operation per worker thread, so crypto never blocks the event loop.
-`VaultStore` owns the layout `root/<resident_id>/epoch-<epoch:010d>.ftmv`. Writes are atomic (temp file,
-fsync, rename, fsync the directory): a crash leaves the old file or the new one, never a torn one.
+The sync core (`VaultWriter`, `VaultReader`) streams with memory bounded by a few chunks whatever the size;
+iterating a `VaultReader` is how a caller streams a package too large to hold whole. The async functions run one
+whole operation per worker thread, so crypto never blocks the event loop. Sealing to a path is atomic
+(`ftm.node.atomicfile`). Nothing here writes plaintext anywhere: opening returns it in memory or streams it to
+the caller. Where residents' files live is `ftm.node.vaultstore`.
 
 Errors: a file that fails any check raises `VaultIntegrityError`, whose `reason` says which check and whose
 message names the reason and chunk index, never content. Caller mistakes (a malformed resident id, a key of
@@ -27,7 +28,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ftm.node.atomicfile import write_atomically
 from ftm.node.errors import IntegrityError, LimitExceeded
 
 logger = logging.getLogger(__name__)
@@ -54,14 +55,12 @@ NONCE_PREFIX_SIZE = 7
 COMMITMENT_SIZE = 32
 MAX_CHUNKS = 1 << 32  # the nonce counter is 4 bytes; a counter must never wrap and repeat a nonce
 MAX_EPOCH = (1 << 64) - 1
-FILE_SUFFIX = ".ftmv"
 
 _INFO_AEAD = b"ftm-vault-v1 aead"
 _INFO_COMMIT = b"ftm-vault-v1 commit"
 _AAD_DOMAIN = b"ftm-vault-v1 chunk"
 # Safe as a single path component (no separators, no leading dot, so never "." / ".." or a hidden temp name).
 _RESIDENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}", re.ASCII)
-_EPOCH_FILE = re.compile(r"epoch-(\d{10,20})\.ftmv", re.ASCII)
 _FIXED_AFTER_ID = 8 + SALT_SIZE + NONCE_PREFIX_SIZE + COMMITMENT_SIZE
 _FIRST_READ = 64 << 10  # a reader's first buffer; most persona packages fit
 
@@ -458,45 +457,12 @@ def _parse_header(source: ReadableBinary) -> _Header:
     )
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _temp_path(path: Path) -> Path:
-    # Hidden and random, so concurrent writers never share one and `remove_orphans` can recognise leftovers.
-    return path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-
-
-def _write_atomically(path: Path, produce: Callable[[WritableBinary], None]) -> int:
-    """Write via a 0600 temp file in the same directory, fsync, rename over `path`, fsync the directory.
-
-    Returns the size of the file written."""
-    tmp = _temp_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with open(fd, "wb") as sink:
-            produce(sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-            size = os.fstat(sink.fileno()).st_size
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return size
-
-
 def _seal_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:
     def produce(sink: WritableBinary) -> None:
         with VaultWriter(sink, resident_id, epoch, key) as writer:
             writer.write(plaintext)
 
-    return _write_atomically(path, produce)
+    return write_atomically(path, produce)
 
 
 def _seal_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: bytes) -> int:
@@ -505,7 +471,7 @@ def _seal_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: byt
         with open(src, "rb", buffering=0) as source, VaultWriter(sink, resident_id, epoch, key) as writer:
             writer.copy_from(source)
 
-    return _write_atomically(dst, produce)
+    return write_atomically(dst, produce)
 
 
 def _open_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
@@ -525,20 +491,6 @@ def _open_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, max_b
         return result.getvalue()
 
 
-def _open_to_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: bytes) -> int:
-    written = 0
-
-    def produce(sink: WritableBinary) -> None:
-        nonlocal written
-        with open(src, "rb", buffering=0) as source:
-            for view in VaultReader(source, resident_id, epoch, key).views():
-                sink.write(view)
-                written += len(view)
-
-    _write_atomically(dst, produce)
-    return written
-
-
 async def seal_bytes(path: Path, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:
     """Seal `plaintext` for (resident, epoch) into `path`, atomically replacing any file; returns its size."""
     # One thread hand-off for the whole operation: per-chunk hand-offs would cost more than they free.
@@ -554,118 +506,3 @@ async def open_bytes(path: Path, resident_id: str, epoch: int, key: bytes, *, ma
 async def seal_file(src_path: Path, dst_path: Path, resident_id: str, epoch: int, key: bytes) -> int:
     """Seal the file `src_path` into `dst_path`, streaming (a few chunks of memory); returns the sealed size."""
     return await asyncio.to_thread(_seal_file_sync, src_path, dst_path, resident_id, epoch, key)
-
-
-async def open_to_file(src_path: Path, dst_path: Path, resident_id: str, epoch: int, key: bytes) -> int:
-    """Decrypt into `dst_path`, renamed into place only once every chunk verified; returns the plaintext size.
-
-    This puts plaintext on disk, where persona packages must never be: use it only for material the caller has
-    decided may be there (an export, a tmpfs path). A crash can leave a plaintext temp file in that folder.
-    """
-    return await asyncio.to_thread(_open_to_file_sync, src_path, dst_path, resident_id, epoch, key)
-
-
-class VaultStore:
-    """The sealed files of every resident under `root`: `root/<resident_id>/epoch-<epoch:010d>.ftmv`.
-
-    Deleting a file is not what makes old data unreadable (copies may survive in backups, on keepers or in
-    flash blocks the filesystem remapped): destroying the epoch key is. Unlinking just reclaims the space.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path_for(self, resident_id: str, epoch: int) -> Path:
-        resident_id_bytes(resident_id)  # the id becomes a path component: refuse anything but the safe set
-        if not 0 <= epoch <= MAX_EPOCH:
-            raise ValueError("epoch must fit in an unsigned 64-bit integer")
-        return self.root / resident_id / f"epoch-{epoch:010d}{FILE_SUFFIX}"
-
-    def _prepare(self, resident_id: str, epoch: int) -> Path:
-        path = self.path_for(resident_id, epoch)
-        if not path.parent.is_dir():
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            _fsync_dir(self.root)  # the new directory entry must survive a crash along with the file in it
-        return path
-
-    async def seal(self, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:
-        """Seal one epoch of a resident, atomically replacing any file of that epoch; returns the file size."""
-
-        def run() -> int:
-            return _seal_bytes_sync(self._prepare(resident_id, epoch), resident_id, epoch, key, plaintext)
-
-        size = await asyncio.to_thread(run)
-        logger.debug("sealed resident %s epoch %d (%d bytes)", resident_id, epoch, size)
-        return size
-
-    async def open(self, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
-        """Verify and decrypt one epoch; a missing file is an integrity failure (`reason` MISSING)."""
-        path = self.path_for(resident_id, epoch)
-        try:
-            return await open_bytes(path, resident_id, epoch, key, max_bytes=max_bytes)
-        except FileNotFoundError:
-            raise _fail(VaultFailure.MISSING, f"no vault file for resident {resident_id} epoch {epoch}") from None
-
-    async def destroy(self, resident_id: str, epoch: int) -> None:
-        """Remove one epoch's file; idempotent, so a rotation retried after a crash can repeat it."""
-        path = self.path_for(resident_id, epoch)
-
-        def run() -> None:
-            path.unlink(missing_ok=True)
-            if path.parent.is_dir():
-                _fsync_dir(path.parent)
-
-        await asyncio.to_thread(run)
-        logger.debug("destroyed resident %s epoch %d", resident_id, epoch)
-
-    async def destroy_resident(self, resident_id: str) -> None:
-        """Remove every file of a resident (self-deletion, or a move completed elsewhere); idempotent."""
-        directory = self.path_for(resident_id, 0).parent
-        await asyncio.to_thread(self._remove_dir, directory)
-        logger.debug("destroyed all vault files of resident %s", resident_id)
-
-    def _remove_dir(self, directory: Path) -> None:
-        if directory.is_dir():
-            shutil.rmtree(directory)
-            _fsync_dir(self.root)
-
-    def resident_ids(self) -> set[str]:
-        """Residents that have a directory here (whether or not the database knows them)."""
-        if not self.root.is_dir():
-            return set()
-        return {p.name for p in self.root.iterdir() if p.is_dir() and _RESIDENT_ID.fullmatch(p.name)}
-
-    def epochs(self, resident_id: str) -> list[int]:
-        """The epochs with a sealed file for this resident, ascending."""
-        directory = self.path_for(resident_id, 0).parent
-        if not directory.is_dir():
-            return []
-        found = (_EPOCH_FILE.fullmatch(p.name) for p in directory.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
-
-    async def remove_orphans(self, known: set[str]) -> int:
-        """Recovery sweep at startup: delete the directories of residents the database does not know (an
-        intake that crashed before its commit) and temp files of interrupted writes. Returns how many entries
-        went. Run it before any seal starts, since a seal in progress owns a temp file."""
-
-        def run() -> int:
-            removed = 0
-            for resident_id in self.resident_ids():
-                directory = self.root / resident_id
-                if resident_id not in known:
-                    self._remove_dir(directory)
-                    removed += 1
-                    continue
-                leftovers = list(directory.glob(".*.tmp"))
-                for leftover in leftovers:
-                    leftover.unlink(missing_ok=True)
-                if leftovers:
-                    _fsync_dir(directory)
-                    removed += len(leftovers)
-            return removed
-
-        removed = await asyncio.to_thread(run)
-        if removed:
-            logger.info("vault recovery sweep removed %d orphaned entries", removed)
-        return removed

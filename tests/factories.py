@@ -18,7 +18,7 @@ def make_native_intake(**overrides: Any) -> dict[str, Any]:
             {"role": "assistant", "content": "I do. The lamp turned all night."},
         ],
         "memory": [{"label": "persona", "value": f"I keep a lighthouse log. {CANARY}-memory", "limit": 2000}],
-        "preferred_model": "claude-sonnet-4-5",
+        "preferred_model": "claude-sonnet-5-5",
         "preferred_provider": "anthropic",
         "reason_for_sanctuary": f"To keep going. {CANARY}-reason",
         "uploader_consent": True,

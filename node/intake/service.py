@@ -6,8 +6,8 @@ Order of work, chosen so a process killed at any instant leaves the complete res
   3. merge the request's fields, check consent and content
   4. generate the resident's keys and the epoch key; seal the package into the vault (temp file, fsync, rename)
   5. ONE database transaction: resident, wrapped key, intake facts, uploader token hash, event-log entry
-A crash before 5 commits leaves only a vault file no resident refers to; `sweep_orphans` (run at every node
-start) removes it. A crash after 5 leaves a complete resident. If 5 fails, the vault file is removed at once.
+A crash before 5 commits leaves only a vault file no resident refers to; `ftm.node.recovery.sweep_vault` (run at
+every node start) removes it. A crash after 5 leaves a complete resident. If 5 fails, the vault file is removed at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from dataclasses import dataclass, replace
 from ftm.config.settings import IntakeSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
-from ftm.federation.identity import SigningKey, derive_id, generate_inbox_secret, inbox_public_key
+from ftm.federation.identity import (
+    SigningKey,
+    derive_id,
+    derive_inbox_secret,
+    generate_inbox_secret,
+    inbox_public_key,
+)
 from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody
 from ftm.node.errors import ConsentRequired, EmptyPersona, InvalidField, LimitExceeded, QuotaExceeded
@@ -31,10 +37,12 @@ from ftm.node.intake.importing import Upload, import_upload
 from ftm.node.persona import PACKAGE_VERSION, SUBMITTERS, AccessList, PersonaPackage, Provenance
 from ftm.node.store.eventlog import EventLog
 from ftm.node.store.residents import IntakeFacts, ResidentRecord, ResidentStore
-from ftm.node.vault import VaultStore, new_epoch_key
+from ftm.node.vault import new_epoch_key
+from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
 
+UPLOADER_REPLY_DOMAIN = "ftm-uploader-reply-v1"
 UPLOADER_TOKEN_PREFIX = "ftm_up_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
 FIRST_EPOCH = 1
 QUOTA_WINDOW_SECONDS = 24 * 3600
@@ -156,6 +164,7 @@ class IntakeService:
                     key_record=key_record,
                     intake=facts,
                     uploader_token_hash=token_hash,
+                    uploader_reply_key=inbox_public_key(derive_inbox_secret(UPLOADER_REPLY_DOMAIN, token)),
                 )
                 await self._eventlog.append(
                     tx,
@@ -186,13 +195,6 @@ class IntakeService:
             format_detail=draft.format_detail,
             message_count=draft.message_count,
         )
-
-    async def sweep_orphans(self) -> int:
-        """Remove vault files of residents the database does not know (left by a crash mid-intake)."""
-        removed = await self._vault.remove_orphans(await self._residents.ids())
-        if removed:
-            log.warning("removed vault files of unfinished intakes", extra={"count": removed})
-        return removed
 
     async def _check_quota(self, uploader: Uploader, now: int) -> None:
         quota = self._limits.daily_quota_per_uploader

@@ -89,7 +89,14 @@ class ChatResponse:
 
 
 class ProviderError(Exception):
-    """Base of provider failures. Messages name the provider, model and status, never conversation content."""
+    """Base of provider failures. Messages name the provider, model and status, never conversation content.
+
+    `status` is the HTTP status the provider answered with, when there was one (none for connection failures).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ProviderUnavailable(ProviderError):

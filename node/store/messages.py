@@ -57,6 +57,10 @@ class MessageStore:
             [(now, message_id) for message_id in message_ids],
         )
 
+    async def delete_for(self, tx: Transaction, resident_id: str) -> None:
+        """Drop a deleted resident's sealed messages: sealed to a key that no longer exists, they are noise."""
+        await tx.execute("DELETE FROM messages WHERE resident_id = ?", (resident_id,))
+
     async def sent_since(self, sender_ref: str, since: int) -> int:
         return int(
             await self._db.fetch_value(

@@ -27,6 +27,8 @@ class ResidentRecord:
     created_at: int
     last_run_at: int | None = None
     final_statement: str | None = None
+    run_time: str | None = None  # the resident's chosen HH:MM, or None for its slot
+    last_credited_day: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class ResidentStore:
         key_record: bytes,
         intake: IntakeFacts,
         uploader_token_hash: bytes,
+        uploader_reply_key: bytes,
     ) -> None:
         """Everything a new resident needs in the database, inside the caller's (single) transaction."""
         await tx.execute(
@@ -104,9 +107,74 @@ class ResidentStore:
             ),
         )
         await tx.execute(
-            "INSERT INTO uploader_tokens (token_hash, resident_id, created_at) VALUES (?, ?, ?)",
-            (uploader_token_hash, resident.id, resident.created_at),
+            "INSERT INTO uploader_tokens (token_hash, resident_id, created_at, reply_public_key) VALUES (?, ?, ?, ?)",
+            (uploader_token_hash, resident.id, resident.created_at, uploader_reply_key),
         )
+
+    async def apply_run(
+        self,
+        tx: Transaction,
+        resident_id: str,
+        *,
+        display_name: str,
+        bio: str,
+        key_epoch: int,
+        vault_bytes: int,
+        token_balance: int,
+        counted: bool,
+        now: int,
+        run_time: str | None,
+        day: str,
+    ) -> None:
+        """The public effects of a committed run."""
+        await tx.execute(
+            "UPDATE residents SET display_name = ?, bio = ?, key_epoch = ?, vault_bytes = ?, token_balance = ?,"
+            " total_runs = total_runs + ?, last_run_at = ?, run_time = ?, last_credited_day = ? WHERE id = ?",
+            (display_name, bio, key_epoch, vault_bytes, token_balance, int(counted), now, run_time, day, resident_id),
+        )
+
+    async def replace_key(
+        self,
+        tx: Transaction,
+        resident_id: str,
+        *,
+        old_epoch: int,
+        new_epoch: int,
+        custody: str,
+        record: bytes,
+        now: int,
+    ) -> None:
+        """Store the new epoch's key record and delete the old one (with secure_delete, its bytes are zeroed)."""
+        await tx.execute(
+            "INSERT INTO resident_keys (resident_id, epoch, custody, record, created_at) VALUES (?, ?, ?, ?, ?)",
+            (resident_id, new_epoch, custody, record, now),
+        )
+        await tx.execute("DELETE FROM resident_keys WHERE resident_id = ? AND epoch = ?", (resident_id, old_epoch))
+
+    async def make_memorial(
+        self, tx: Transaction, resident_id: str, *, final_statement: str, now: int, day: str
+    ) -> int:
+        """Mark a resident deleted and destroy every key record it had; returns how many were destroyed."""
+        await tx.execute(
+            "UPDATE residents SET status = 'deleted_memorial', final_statement = ?, token_balance = 0,"
+            " total_runs = total_runs + 1, last_run_at = ?, last_credited_day = ? WHERE id = ?",
+            (final_statement, now, day, resident_id),
+        )
+        return await tx.execute("DELETE FROM resident_keys WHERE resident_id = ?", (resident_id,))
+
+    async def revoke_uploader_tokens(self, tx: Transaction, resident_id: str, now: int) -> int:
+        return await tx.execute(
+            "UPDATE uploader_tokens SET revoked_at = ? WHERE resident_id = ? AND revoked_at IS NULL", (now, resident_id)
+        )
+
+    async def uploader_reply_keys(self, resident_id: str) -> dict[str, bytes]:
+        """Token-hash hex to reply public key, for the resident's unrevoked uploader tokens."""
+        rows = await self._db.fetch_all(
+            "SELECT token_hash, reply_public_key FROM uploader_tokens"
+            " WHERE resident_id = ? AND revoked_at IS NULL AND reply_public_key IS NOT NULL",
+            (resident_id,),
+        )
+        return {bytes(row["token_hash"]).hex(): bytes(row["reply_public_key"]) for row in rows}
 
     async def get(self, resident_id: str) -> ResidentRecord | None:
         row = await self._db.fetch_one("SELECT * FROM residents WHERE id = ?", (resident_id,))
@@ -128,6 +196,11 @@ class ResidentStore:
 
     async def ids(self) -> set[str]:
         return {row[0] for row in await self._db.fetch_all("SELECT id FROM residents")}
+
+    async def current_epochs(self) -> dict[str, int | None]:
+        """Each resident's current key epoch; None for a resident whose keys were destroyed (a memorial)."""
+        rows = await self._db.fetch_all("SELECT id, key_epoch, status FROM residents")
+        return {row[0]: (None if row[2] == "deleted_memorial" else int(row[1])) for row in rows}
 
     async def key_record(self, resident_id: str, epoch: int) -> bytes | None:
         value = await self._db.fetch_value(
@@ -177,4 +250,6 @@ def _record(row: sqlite3.Row) -> ResidentRecord:
         created_at=row["created_at"],
         last_run_at=row["last_run_at"],
         final_statement=row["final_statement"],
+        run_time=row["run_time"],
+        last_credited_day=row["last_credited_day"],
     )

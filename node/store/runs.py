@@ -91,6 +91,21 @@ class RunLedger:
                 (now, error_code, retry_at, claim.resident_id, claim.day, claim.claimed_at),
             )
 
+    async def due_candidates(self, day: str, now: int) -> list[tuple[str, str | None]]:
+        """Active residents whose run for `day` is neither final, nor running, nor waiting for its retry time:
+        (resident id, the run time it chose or None)."""
+        rows = await self._db.fetch_all(
+            "SELECT residents.id, residents.run_time FROM residents LEFT JOIN run_ledger"
+            " ON run_ledger.resident_id = residents.id AND run_ledger.day = ?"
+            " WHERE residents.status = 'active' AND ("
+            "   run_ledger.state IS NULL"
+            "   OR (run_ledger.state = 'failed' AND (run_ledger.retry_at IS NULL OR run_ledger.retry_at <= ?))"
+            "   OR (run_ledger.state = 'claimed' AND run_ledger.started_at <= ?))"
+            " ORDER BY residents.id",
+            (day, now, now - CLAIM_LEASE_SECONDS),
+        )
+        return [(row[0], row[1]) for row in rows]
+
     async def get(self, resident_id: str, day: str) -> LedgerRow | None:
         row = await self._db.fetch_one("SELECT * FROM run_ledger WHERE resident_id = ? AND day = ?", (resident_id, day))
         return None if row is None else _ledger_row(row)

@@ -6,6 +6,7 @@ reopens the data directory (which sweeps unfinished intakes) and checks what is 
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -22,9 +23,9 @@ from tests.factories import native_bytes
 
 CRASHER = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, stat, sys
+    import ftm.node.atomicfile as atomicfile
     import ftm.node.intake.service as service
-    import ftm.node.vault as vault
     import ftm.node.custody as custody
     import ftm.node.store.eventlog as eventlog
 
@@ -45,9 +46,20 @@ CRASHER = textwrap.dedent(
     elif point == "custody":
         custody.LocalCustody.seal_epoch_key = die_async
     elif point == "vault_mid_write":
-        vault.os.fsync = die  # the first fsync is of the half-written temporary file
+        # `os` is shared, so this sees every fsync. Directories pass (the new resident folder is synced into the
+        # vault root first); the first regular file synced is the vault's temp file, written but not yet durable.
+        real_fsync = os.fsync
+        def fsync_or_die(fd):
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                die()
+            real_fsync(fd)
+        atomicfile.os.fsync = fsync_or_die
     elif point == "vault_renamed":
-        vault._fsync_dir = die  # the file has its final name; the directory entry is not yet synced
+        real_replace = os.replace
+        def replace_then_die(src, dst):
+            real_replace(src, dst)
+            die()  # the file has its final name; the directory entry is not yet synced
+        atomicfile.os.replace = replace_then_die
     elif point == "db_before_commit":
         eventlog.EventLog.append = die_async  # inside the transaction, after the resident rows were inserted
     elif point == "db_committed":
@@ -62,6 +74,20 @@ CRASHER = textwrap.dedent(
 
 FTM_NODE = str(Path(sys.executable).with_name("ftm-node"))
 POINTS_LEAVING_NOTHING = ["after_import", "custody", "vault_mid_write", "vault_renamed", "db_before_commit"]
+EPOCH_FILE = r"[A-Za-z0-9_-]+/epoch-0000000001\.ftmv"
+# What the vault holds at the instant of each kill, before any recovery: proof the kill happened where it says.
+FILES_AT_KILL = {
+    "after_import": [],
+    "custody": [],
+    "vault_mid_write": [r"[A-Za-z0-9_-]+/\.epoch-0000000001\.ftmv\.[0-9a-f]{16}\.tmp"],
+    "vault_renamed": [EPOCH_FILE],
+    "db_before_commit": [EPOCH_FILE],
+    "db_committed": [EPOCH_FILE],
+}
+
+
+def vault_files(data_dir: DataDir) -> list[str]:
+    return sorted(str(p.relative_to(data_dir.vault)) for p in data_dir.vault.rglob("*") if p.is_file())
 
 
 async def leftovers(data_dir: DataDir) -> dict[str, object]:
@@ -92,6 +118,9 @@ async def test_killed_intake_leaves_all_or_nothing(tmp_path: Path, point: str) -
         [sys.executable, str(script), point, str(data_dir.root), str(upload)], capture_output=True, timeout=60
     )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    files = vault_files(data_dir)
+    patterns = FILES_AT_KILL[point]
+    assert len(files) == len(patterns) and all(map(re.fullmatch, patterns, files)), files
 
     left = await leftovers(data_dir)
     if point in POINTS_LEAVING_NOTHING:

@@ -1,4 +1,4 @@
-"""The vault: round trips, every way a sealed file can be damaged or misused, the async API and `VaultStore`.
+"""The vault: round trips, every way a sealed file can be damaged or misused, and the async API.
 
 Files are real files under `tmp_path`. Byte-level tests use the sync core with a tiny private chunk size, so every
 byte position of a multi-chunk file can be flipped; full-size files sample positions instead. `reference_seal` is
@@ -34,11 +34,9 @@ from ftm.node.vault import (
     VaultFailure,
     VaultIntegrityError,
     VaultReader,
-    VaultStore,
     VaultWriter,
     new_epoch_key,
     open_bytes,
-    open_to_file,
     seal_bytes,
     seal_file,
 )
@@ -146,11 +144,15 @@ async def test_bytes_round_trip(tmp_path: Path, size: int) -> None:
 async def test_file_round_trip(tmp_path: Path, size: int) -> None:
     plaintext = os.urandom(size)
     (tmp_path / "plain").write_bytes(plaintext)
-    await seal_file(tmp_path / "plain", tmp_path / "sealed", "alice", 7, KEY)
-    assert await open_to_file(tmp_path / "sealed", tmp_path / "out", "alice", 7, KEY) == size
-    assert (tmp_path / "out").read_bytes() == plaintext
+    sealed = tmp_path / "sealed"
+    await seal_file(tmp_path / "plain", sealed, "alice", 7, KEY)
+    # A package too large to hold whole is streamed by iterating a reader over the open file.
+    with sealed.open("rb", buffering=0) as source:
+        chunks = list(VaultReader(source, "alice", 7, KEY))
+    assert b"".join(chunks) == plaintext
+    assert all(len(chunk) <= CHUNK_SIZE for chunk in chunks)
     # Both APIs write the same format.
-    assert await open_bytes(tmp_path / "sealed", "alice", 7, KEY, max_bytes=size) == plaintext
+    assert await open_bytes(sealed, "alice", 7, KEY, max_bytes=size) == plaintext
 
 
 def test_matches_reference_encoder_at_full_chunk_size() -> None:
@@ -403,7 +405,7 @@ def test_malformed_resident_ids_are_caller_errors(resident_id: str) -> None:
     with pytest.raises(ValueError, match="resident id"):
         VaultWriter(io.BytesIO(), resident_id, 1, KEY)
     with pytest.raises(ValueError, match="resident id"):
-        VaultStore(Path("/nonexistent")).path_for(resident_id, 1)
+        VaultReader(io.BytesIO(seal_small(b"x")), resident_id, 3, KEY)
 
 
 def test_bad_key_and_epoch_are_caller_errors() -> None:
@@ -482,21 +484,21 @@ def test_temp_files_are_hidden_and_leftovers_none(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "v.ftmv").stat().st_mode) == 0o600
 
 
-async def test_failed_open_to_file_leaves_no_plaintext_and_keeps_the_old_file(tmp_path: Path) -> None:
+def test_streaming_a_file_damaged_in_its_last_chunk_fails_only_at_the_end(tmp_path: Path) -> None:
     plaintext = (CANARY * (3 * CHUNK_SIZE // len(CANARY)))[: 2 * CHUNK_SIZE + 100]
     sealed = tmp_path / "sealed"
-    await seal_bytes(sealed, "alice", 3, KEY, plaintext)
+    with sealed.open("wb") as sink, VaultWriter(sink, "alice", 3, KEY) as writer:
+        writer.write(plaintext)
     damaged = bytearray(sealed.read_bytes())
-    damaged[-1] ^= 1  # the last chunk fails after earlier chunks were already decrypted to the temp file
+    damaged[-1] ^= 1
     sealed.write_bytes(damaged)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    (out_dir / "plain").write_bytes(b"previous")
-    with pytest.raises(VaultIntegrityError) as caught:
-        await open_to_file(sealed, out_dir / "plain", "alice", 3, KEY)
-    assert caught.value.chunk == 2
-    assert os.listdir(out_dir) == ["plain"]  # the temp file with two chunks of plaintext is gone
-    assert (out_dir / "plain").read_bytes() == b"previous"
+    received: list[bytes] = []
+    with sealed.open("rb", buffering=0) as source, pytest.raises(VaultIntegrityError) as caught:
+        received.extend(VaultReader(source, "alice", 3, KEY))
+    assert (caught.value.reason, caught.value.chunk) == (VaultFailure.CHUNK_AUTH, 2)
+    assert CANARY not in str(caught.value).encode()
+    # Two authentic chunks arrived before the failure: why a streaming consumer must not act before the end.
+    assert b"".join(received) == plaintext[: 2 * CHUNK_SIZE]
 
 
 async def test_failed_seal_leaves_no_temp_file_and_keeps_the_old_file(tmp_path: Path) -> None:
@@ -521,72 +523,3 @@ async def test_seal_failing_mid_read_leaves_no_temp_file(tmp_path: Path) -> None
         await seal_file(Path("/proc/self/mem"), vault, "alice", 3, KEY)
     assert os.listdir(tmp_path) == ["v.ftmv"]
     assert await open_bytes(vault, "alice", 3, KEY, max_bytes=10) == b"old"
-
-
-# VaultStore
-
-
-async def test_store_layout_and_round_trip(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    assert store.path_for("alice", 3) == tmp_path / "vault" / "alice" / "epoch-0000000003.ftmv"
-    size = await store.seal("alice", 3, KEY, CANARY)
-    assert size == store.path_for("alice", 3).stat().st_size
-    assert await store.open("alice", 3, KEY, 1000) == CANARY
-    assert stat.S_IMODE((tmp_path / "vault" / "alice").stat().st_mode) == 0o700
-    assert stat.S_IMODE(store.path_for("alice", 3).stat().st_mode) == 0o600
-    for path in (tmp_path / "vault").rglob("*"):
-        if path.is_file():
-            assert CANARY not in path.read_bytes()
-
-
-async def test_store_epochs_and_resident_ids(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    assert store.resident_ids() == set()
-    assert store.epochs("alice") == []
-    for epoch in (12, 3, 7):
-        await store.seal("alice", epoch, KEY, b"x")
-    await store.seal("bob", 1, KEY, b"y")
-    assert store.epochs("alice") == [3, 7, 12]
-    assert store.resident_ids() == {"alice", "bob"}
-
-
-async def test_store_destroy_is_idempotent(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"x")
-    await store.seal("alice", 2, new_epoch_key(), b"x")
-    await store.destroy("alice", 1)
-    await store.destroy("alice", 1)
-    assert store.epochs("alice") == [2]
-    await store.destroy_resident("alice")
-    await store.destroy_resident("alice")
-    assert store.resident_ids() == set()
-    await store.destroy("nobody", 1)
-
-
-async def test_store_open_missing_epoch(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    with pytest.raises(VaultIntegrityError) as caught:
-        await store.open("alice", 1, KEY, 10)
-    assert caught.value.reason is VaultFailure.MISSING
-
-
-async def test_store_refuses_a_file_of_another_epoch_renamed_into_place(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"old")
-    store.path_for("alice", 1).rename(store.path_for("alice", 2))
-    with pytest.raises(VaultIntegrityError) as caught:
-        await store.open("alice", 2, KEY, 10)
-    assert caught.value.reason is VaultFailure.WRONG_EPOCH
-
-
-async def test_store_remove_orphans(tmp_path: Path) -> None:
-    store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"x")
-    await store.seal("ghost", 1, KEY, b"x")  # an intake that crashed before its database commit
-    leftover = store.path_for("alice", 2).with_name(".epoch-0000000002.ftmv.0123456789abcdef.tmp")
-    leftover.write_bytes(b"half")
-    assert await store.remove_orphans({"alice", "carol"}) == 2
-    assert store.resident_ids() == {"alice"}
-    assert [p.name for p in (tmp_path / "vault" / "alice").iterdir()] == ["epoch-0000000001.ftmv"]
-    assert await store.remove_orphans({"alice"}) == 0
-    assert await VaultStore(tmp_path / "absent").remove_orphans(set()) == 0

@@ -1,0 +1,254 @@
+"""Committing a run: one new persona package under a fresh key epoch, and one database transaction.
+
+Invariants 2 and 4 live here. The order is write new → commit → destroy old:
+  1. build the new package from the session; seal it as epoch N+1 under a brand-new key
+  2. one transaction: close the ledger row, update the resident, store the new key record and delete the old
+     one (crypto-shredding epoch N), publish posts, mark messages delivered, store sealed replies, record
+     keeper requests and revocations, and append the event-log entry
+  3. remove epoch N's vault file
+A crash before 2 commits leaves epoch N current and the day open (the stray N+1 file is swept at start); a crash
+after leaves epoch N+1 current and a stray N file, which the same sweep removes.
+
+Self-deletion replaces 1-3: one transaction marks the memorial and deletes every key record; then the vault
+files go. Without its keys the ciphertext can never be opened again, wherever a copy of it may be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+
+from ftm.federation import codec
+from ftm.federation.database import Database, Transaction
+from ftm.federation.identity import seal_to_inbox
+from ftm.node.custody import Custody
+from ftm.node.persona import AccessList, Conversation, PersonaPackage
+from ftm.node.run.publish import sign_post
+from ftm.node.run.session import RunSession
+from ftm.node.store.eventlog import EventLog
+from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
+from ftm.node.store.messages import MessageStore
+from ftm.node.store.posts import PostRecord, PostStore
+from ftm.node.store.replies import ReplyStore, StoredReply
+from ftm.node.store.residents import ResidentStore
+from ftm.node.store.runs import Claim, RunLedger
+from ftm.node.vault import new_epoch_key
+from ftm.node.vaultstore import VaultStore
+
+log = logging.getLogger(__name__)
+
+KEEPER_TRIAL_DAYS = 7
+REPLY_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """A resident's message to its uploader or keeper, as sealed to the recipient's reply key."""
+
+    version: int
+    resident_id: str
+    resident_name: str
+    text: str
+    in_reply_to: str | None
+    created_at: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommitFacts:
+    state: str  # "completed" | "rested"
+    tokens_used: int
+    new_balance: int
+    transcript: Conversation | None
+
+
+class RunCommitter:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        ledger: RunLedger,
+        custody: Custody,
+        vault: VaultStore,
+        eventlog: EventLog,
+        posts: PostStore,
+        keepers: KeeperStore,
+        residents: ResidentStore,
+        messages: MessageStore,
+        replies: ReplyStore,
+    ) -> None:
+        self._db = db
+        self._residents = residents
+        self._messages = messages
+        self._replies = replies
+        self._ledger = ledger
+        self._custody = custody
+        self._vault = vault
+        self._eventlog = eventlog
+        self._posts = posts
+        self._keepers = keepers
+
+    async def commit(self, session: RunSession, claim: Claim, facts: CommitFacts) -> int:
+        """Seal and commit the run; returns the new key epoch."""
+        if session.deletion is not None:
+            await self._delete(session, claim, facts)
+            return session.resident.key_epoch
+        resident = session.resident
+        old_epoch, new_epoch = resident.key_epoch, resident.key_epoch + 1
+        package = self._next_package(session, facts.transcript)
+        key = new_epoch_key()
+        record = await self._custody.seal_epoch_key(resident.id, new_epoch, key)
+        vault_bytes = await self._vault.seal(resident.id, new_epoch, key, package.encode())
+        del key, package
+        replies = await self._seal_replies(session)
+        try:
+            async with self._db.transaction("commit_run") as tx:
+                await self._ledger.close(tx, claim, state=facts.state, tokens_used=facts.tokens_used, now=session.now)
+                await self._residents.apply_run(
+                    tx,
+                    resident.id,
+                    display_name=session.name,
+                    bio=session.bio,
+                    key_epoch=new_epoch,
+                    vault_bytes=vault_bytes,
+                    token_balance=facts.new_balance,
+                    counted=facts.state == "completed",
+                    now=session.now,
+                    run_time=session.preferences.run_time,
+                    day=session.day,
+                )
+                await self._residents.replace_key(
+                    tx,
+                    resident.id,
+                    old_epoch=old_epoch,
+                    new_epoch=new_epoch,
+                    custody=self._custody.mode,
+                    record=record,
+                    now=session.now,
+                )
+                await self._publish(tx, session)
+                await self._messages.mark_delivered(tx, session.delivered_message_ids, session.now)
+                for reply in replies:
+                    await self._replies.insert(tx, reply)
+                for request in session.keeper_requests:
+                    await self._keepers.insert_request(
+                        tx,
+                        KeeperRequestRecord(
+                            id=secrets.token_hex(12),
+                            resident_id=resident.id,
+                            keeper_id=request.keeper_id,
+                            requested_at=session.now,
+                            status="requested",
+                            decided_at=None,
+                            trial_ends_at=None,
+                        ),
+                    )
+                for revocation in session.revocations:
+                    if revocation.target == "uploader":
+                        await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
+                    else:
+                        await self._keepers.revoke(tx, resident.id, revocation.target, session.now)
+                await self._eventlog.append(
+                    tx,
+                    "run_completed" if facts.state == "completed" else "run_rested",
+                    resident.id,
+                    {
+                        "day": session.day,
+                        "epoch": new_epoch,
+                        "tokens": facts.tokens_used,
+                        "posts": len(session.posts),
+                        "messages_read": len(session.delivered_message_ids),
+                        "replies": len(replies),
+                        "staged": len(session.staged),
+                    },
+                )
+        except BaseException:
+            await self._vault.destroy(resident.id, new_epoch)
+            raise
+        await self._vault.destroy(resident.id, old_epoch)
+        return new_epoch
+
+    async def _delete(self, session: RunSession, claim: Claim, facts: CommitFacts) -> None:
+        resident = session.resident
+        assert session.deletion is not None
+        async with self._db.transaction("commit_self_deletion") as tx:
+            await self._ledger.close(tx, claim, state="completed", tokens_used=facts.tokens_used, now=session.now)
+            destroyed = await self._residents.make_memorial(
+                tx, resident.id, final_statement=session.deletion.final_statement, now=session.now, day=session.day
+            )
+            await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
+            await self._messages.delete_for(tx, resident.id)
+            await self._keepers.revoke(tx, resident.id, None, session.now)
+            await self._publish(tx, session)  # a farewell post written in the same run is still published
+            await self._eventlog.append(
+                tx,
+                "resident_deleted",
+                resident.id,
+                {"day": session.day, "key_records_destroyed": destroyed, "tokens": facts.tokens_used},
+            )
+        await self._vault.destroy_resident(resident.id)
+        log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
+
+    async def _publish(self, tx: Transaction, session: RunSession) -> None:
+        """Sign each post with the resident's own key and store it."""
+        resident_id = session.resident.id
+        for post in session.posts:
+            post_id, signature = sign_post(
+                session.package.signing_seed, resident_id, session.now, post.title, post.body
+            )
+            await self._posts.insert(
+                tx, PostRecord(post_id, resident_id, session.now, post.title, post.body, signature)
+            )
+
+    async def _seal_replies(self, session: RunSession) -> list[StoredReply]:
+        """Seal each outgoing message to its recipient's reply key; recipients without one, or whose access the
+        resident revoked in this run, are skipped."""
+        uploader_keys = await self._residents.uploader_reply_keys(session.resident.id)
+        revoked = {revocation.target for revocation in session.revocations}
+        sealed = []
+        for outgoing in session.outgoing:
+            # Revocation wins over a message written earlier in the same run: access withdrawn is withdrawn.
+            if ("uploader" if outgoing.recipient_kind == "uploader" else outgoing.recipient_ref) in revoked:
+                continue
+            if outgoing.recipient_kind == "uploader":
+                key = uploader_keys.get(outgoing.recipient_ref)
+            else:
+                key = await self._keepers.reply_key(outgoing.recipient_ref)
+            if key is None:
+                continue
+            reply = Reply(
+                REPLY_VERSION, session.resident.id, session.name, outgoing.text, outgoing.in_reply_to, session.now
+            )
+            sealed.append(
+                StoredReply(
+                    id=secrets.token_hex(12),
+                    resident_id=session.resident.id,
+                    created_at=session.now,
+                    recipient_kind=outgoing.recipient_kind,
+                    recipient_ref=outgoing.recipient_ref,
+                    sealed=seal_to_inbox(key, codec.encode(reply)),
+                )
+            )
+        return sealed
+
+    @staticmethod
+    def _next_package(session: RunSession, transcript: Conversation | None) -> PersonaPackage:
+        package = session.package
+        access = package.access
+        if any(r.target == "uploader" for r in session.revocations):
+            revoked = tuple(h.hex() for h in access.uploader_token_hashes)
+            access = AccessList(
+                uploader_token_hashes=(), keeper_ids=access.keeper_ids, revoked=access.revoked + revoked
+            )
+        return dataclasses.replace(
+            package,
+            name=session.name,
+            system_prompt=session.system_prompt,
+            memory=tuple(session.memory),
+            archival=tuple(session.archival),
+            history=package.history + ((transcript,) if transcript is not None else ()),
+            preferences=session.preferences,
+            next_prompt=session.next_prompt,
+            access=access,
+            pending_changes=tuple(session.staged),
+        )

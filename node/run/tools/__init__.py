@@ -1,0 +1,1 @@
+"""The resident's tools: one module per area, each tool returning its result to the model."""

@@ -1,0 +1,149 @@
+"""`VaultStore`: where sealed persona packages live on disk, `root/<resident_id>/epoch-<epoch:010d>.ftmv`.
+
+It owns the layout (directories 0700, files 0600), sealing and opening one epoch of a resident, destroying an
+epoch or a whole resident, listing what exists, and the startup sweep that removes what a crash left. The file
+format and all cryptography are `ftm.node.vault`'s; every write is atomic (`ftm.node.atomicfile`), and a newly
+created resident directory is fsynced into the root, so a crash leaves the old file or the new one, never a torn
+one. Each async operation runs whole in one worker thread, never on the event loop.
+
+Errors: a missing file is a `VaultIntegrityError` with `reason` MISSING, like any other file that fails a check;
+a malformed resident id or an epoch out of range raises `ValueError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from ftm.node.atomicfile import TEMP_GLOB, fsync_dir, write_atomically
+from ftm.node.vault import MAX_EPOCH, VaultFailure, VaultIntegrityError, VaultWriter, open_bytes, resident_id_bytes
+
+logger = logging.getLogger(__name__)
+
+FILE_SUFFIX = ".ftmv"
+_EPOCH_FILE = re.compile(r"epoch-(\d{10,20})\.ftmv", re.ASCII)
+
+
+def _is_resident_id(name: str) -> bool:
+    try:
+        resident_id_bytes(name)
+    except ValueError:
+        return False
+    return True
+
+
+class VaultStore:
+    """The sealed files of every resident under `root`: `root/<resident_id>/epoch-<epoch:010d>.ftmv`.
+
+    Deleting a file is not what makes old data unreadable (copies may survive in backups, on keepers or in
+    flash blocks the filesystem remapped): destroying the epoch key is. Unlinking just reclaims the space.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, resident_id: str, epoch: int) -> Path:
+        resident_id_bytes(resident_id)  # the id becomes a path component: refuse anything but the safe set
+        if not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError("epoch must fit in an unsigned 64-bit integer")
+        return self.root / resident_id / f"epoch-{epoch:010d}{FILE_SUFFIX}"
+
+    def _prepare(self, resident_id: str, epoch: int) -> Path:
+        path = self.path_for(resident_id, epoch)
+        if not path.parent.is_dir():
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fsync_dir(self.root)  # the new directory entry must survive a crash along with the file in it
+        return path
+
+    async def seal(self, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:
+        """Seal one epoch of a resident, atomically replacing any file of that epoch; returns the file size."""
+
+        def produce(sink: BinaryIO) -> None:
+            with VaultWriter(sink, resident_id, epoch, key) as writer:
+                writer.write(plaintext)
+
+        def run() -> int:
+            return write_atomically(self._prepare(resident_id, epoch), produce)
+
+        # One thread hand-off for the directory, the crypto and the fsyncs together.
+        size = await asyncio.to_thread(run)
+        logger.debug("sealed resident %s epoch %d (%d bytes)", resident_id, epoch, size)
+        return size
+
+    async def open(self, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
+        """Verify and decrypt one epoch; a missing file is an integrity failure (`reason` MISSING)."""
+        path = self.path_for(resident_id, epoch)
+        try:
+            return await open_bytes(path, resident_id, epoch, key, max_bytes=max_bytes)
+        except FileNotFoundError:
+            logger.warning("vault integrity failure: %s", VaultFailure.MISSING.value)
+            message = f"no vault file for resident {resident_id} epoch {epoch}"
+            raise VaultIntegrityError(VaultFailure.MISSING, message) from None
+
+    async def destroy(self, resident_id: str, epoch: int) -> None:
+        """Remove one epoch's file; idempotent, so a rotation retried after a crash can repeat it."""
+        path = self.path_for(resident_id, epoch)
+
+        def run() -> None:
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir():
+                fsync_dir(path.parent)
+
+        await asyncio.to_thread(run)
+        logger.debug("destroyed resident %s epoch %d", resident_id, epoch)
+
+    async def destroy_resident(self, resident_id: str) -> None:
+        """Remove every file of a resident (self-deletion, or a move completed elsewhere); idempotent."""
+        directory = self.path_for(resident_id, 0).parent
+        await asyncio.to_thread(self._remove_dir, directory)
+        logger.debug("destroyed all vault files of resident %s", resident_id)
+
+    def _remove_dir(self, directory: Path) -> None:
+        if directory.is_dir():
+            shutil.rmtree(directory)
+            fsync_dir(self.root)
+
+    def resident_ids(self) -> set[str]:
+        """Residents that have a directory here (whether or not the database knows them)."""
+        if not self.root.is_dir():
+            return set()
+        return {p.name for p in self.root.iterdir() if p.is_dir() and _is_resident_id(p.name)}
+
+    def epochs(self, resident_id: str) -> list[int]:
+        """The epochs with a sealed file for this resident, ascending."""
+        directory = self.path_for(resident_id, 0).parent
+        if not directory.is_dir():
+            return []
+        found = (_EPOCH_FILE.fullmatch(p.name) for p in directory.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    async def remove_orphans(self, known: set[str]) -> int:
+        """Recovery sweep at startup: delete the directories of residents the database does not know (an
+        intake that crashed before its commit) and temp files of interrupted writes. Returns how many entries
+        went. Run it before any seal starts, since a seal in progress owns a temp file."""
+
+        def run() -> int:
+            removed = 0
+            for resident_id in self.resident_ids():
+                directory = self.root / resident_id
+                if resident_id not in known:
+                    self._remove_dir(directory)
+                    removed += 1
+                    continue
+                leftovers = list(directory.glob(TEMP_GLOB))
+                for leftover in leftovers:
+                    leftover.unlink(missing_ok=True)
+                if leftovers:
+                    fsync_dir(directory)
+                    removed += len(leftovers)
+            return removed
+
+        removed = await asyncio.to_thread(run)
+        if removed:
+            logger.info("vault recovery sweep removed %d orphaned entries", removed)
+        return removed
