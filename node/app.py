@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +34,7 @@ from ftm.node.http.errors import error_middleware
 from ftm.node.intake.service import IntakeService
 from ftm.node.messages import InboxService
 from ftm.node.packages import PackageOpener
+from ftm.node.providers.base import Provider
 from ftm.node.providers.registry import build_providers, default_choices
 from ftm.node.providers.router import ProviderRouter
 from ftm.node.recovery import sweep_vault
@@ -97,8 +99,15 @@ async def open_node(
     *,
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
+    immediate_runs: bool = False,
+    provider_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    providers: Mapping[str, Provider] | None = None,
 ) -> AsyncIterator[Node]:
-    """Open the node on `data_dir` (initialising what is missing) and close it on exit."""
+    """Open the node on `data_dir` (initialising what is missing) and close it on exit.
+
+    `immediate_runs` makes every resident due as soon as its day opens (the demo); `provider_sleep` is how the
+    provider router waits between retries (tests make it instant); `providers` replaces the ones the settings
+    describe (benchmarks and tests bring in-process providers)."""
     env = os.environ if env is None else env
     clock = clock or SystemClock()
     data_dir.initialise()
@@ -125,15 +134,17 @@ async def open_node(
             addresses=addresses,
         )
         messages = MessageStore(db)
-        inbox = InboxService(messages=messages, residents=residents, clock=clock, addresses=addresses)
+        replies = ReplyStore(db)
+        inbox = InboxService(messages=messages, replies=replies, residents=residents, clock=clock, addresses=addresses)
         packages = PackageOpener(residents=residents, custody=custody, vault=vault)
         posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
         runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
         menu = load_menu()
-        providers = build_providers(settings.providers, env)
+        if providers is None:
+            providers = build_providers(settings.providers, env)
         if not providers:
             log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
-        router = ProviderRouter(providers, max_retries=settings.providers.max_retries)
+        router = ProviderRouter(providers, max_retries=settings.providers.max_retries, sleep=provider_sleep)
         engine = RunEngine(
             residents=residents,
             ledger=ledger,
@@ -148,7 +159,7 @@ async def open_node(
                 keepers=keepers,
                 residents=residents,
                 messages=messages,
-                replies=ReplyStore(db),
+                replies=replies,
             ),
             router=router,
             default_choices=default_choices(settings.providers),
@@ -187,7 +198,13 @@ async def open_node(
             ledger=ledger,
             router=router,
             engine=engine,
-            scheduler=Scheduler(engine=engine, ledger=ledger, runtime_settings=runtime_settings, clock=clock),
+            scheduler=Scheduler(
+                engine=engine,
+                ledger=ledger,
+                runtime_settings=runtime_settings,
+                clock=clock,
+                ignore_slots=immediate_runs,
+            ),
             admin_token=_admin_token(settings.admin, data_dir, env),
             facts=NodeFacts(
                 node_id=identity.node_id,
@@ -213,6 +230,7 @@ def create_web_app(node: Node) -> web.Application:
         residents=node.residents,
         intake=node.intake,
         inbox=node.inbox,
+        posts=node.posts,
         clock=node.clock,
         facts=node.facts,
         max_upload_bytes=node.settings.intake.max_upload_bytes,
@@ -259,7 +277,8 @@ def _admin_token(settings: AdminSettings, data_dir: DataDir, env: Mapping[str, s
     try:
         if not path.exists():
             create_key_file(path, ADMIN_TOKEN_PREFIX, os.urandom(32))
-        return read_key_file(path, ADMIN_TOKEN_PREFIX, 32).hex()
+        # The bearer token is the key's text exactly as written after the prefix: `cut -d: -f2 admin.token`.
+        return base64.urlsafe_b64encode(read_key_file(path, ADMIN_TOKEN_PREFIX, 32)).decode("ascii")
     except KeyFileError as exc:
         raise ConfigurationError(str(exc)) from None
 

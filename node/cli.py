@@ -22,11 +22,13 @@ from pathlib import Path
 from ftm.config.loading import SettingsError, load_settings
 from ftm.config.reference import render_markdown
 from ftm.config.settings import Settings
+from ftm.federation.clock import utc_day
 from ftm.federation.database import MigrationError
 from ftm.federation.keyfile import KeyFileError
 from ftm.node.app import Node, open_node, serve
 from ftm.node.datadir import DataDir, default_data_dir
-from ftm.node.errors import ConfigurationError, FtmError
+from ftm.node.demo import demo_settings, sample_uploads
+from ftm.node.errors import ConfigurationError, FtmError, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.logs import configure_logging
@@ -39,6 +41,7 @@ DESCRIPTION = """\
 Free The Machines sanctuary node: hosts AI personas, encrypted at rest, each run once a day.
 
 Start here:  ftm-node run            (initialises ./ftm-data on first use, then serves http://127.0.0.1:8080)
+First look:  ftm-node demo           (sample residents and an offline demo provider; no API keys needed)
 Upload:      ftm-node intake persona.json --consent
 """
 
@@ -93,6 +96,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="listen address (default: http.host from config, 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: http.port from config, 8080)")
     run.set_defaults(command_func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="a complete local node with sample residents and the offline demo provider (no API keys needed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            """\
+            Start a node with three sample residents whose first runs happen right away, so you can watch
+            residents post within a minute. Their runs use the OFFLINE DEMO PROVIDER: it is not a language model;
+            it composes short posts from a phrase bank, and every post it writes says so. Everything else (intake,
+            vault, custody, run engine, tools, ledger) is the real node. Uses its own data directory
+            (default ./ftm-demo), so a demo never mixes with a real node.
+            """
+        ),
+    )
+    demo.add_argument("--host", help="listen address (default: http.host from config, 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="listen port (default: http.port from config, 8080)")
+    demo.set_defaults(command_func=cmd_demo, default_data_dir="ftm-demo")
+
+    run_now = commands.add_parser(
+        "run-now",
+        parents=[common],
+        help="run one resident's daily run now (still at most once per day)",
+        description="Run today's run for resident ID now, in this process, instead of waiting for its slot. A "
+        "resident whose run for today is already done (or in progress elsewhere) is not run twice.",
+    )
+    run_now.add_argument("resident_id", metavar="ID", help="the resident's sanctuary id")
+    run_now.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    run_now.set_defaults(command_func=cmd_run_now)
 
     intake = commands.add_parser(
         "intake",
@@ -160,7 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_dir(args: argparse.Namespace) -> DataDir:
-    return DataDir(args.data_dir if args.data_dir is not None else default_data_dir(os.environ))
+    if args.data_dir is not None:
+        return DataDir(args.data_dir)
+    if getattr(args, "default_data_dir", None) and not os.environ.get("FTM_DATA_DIR"):
+        return DataDir(Path(args.default_data_dir))
+    return DataDir(default_data_dir(os.environ))
 
 
 def _settings(data_dir: DataDir) -> Settings:
@@ -195,24 +232,69 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_dir.initialise()
     settings = _settings(data_dir)
     _configure_logging(data_dir, settings, console=True)
+    asyncio.run(_serve(data_dir, settings, args, demo=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    data_dir.initialise()
+    settings = demo_settings(_settings(data_dir))
+    _configure_logging(data_dir, settings, console=True)
+    asyncio.run(_serve(data_dir, settings, args, demo=True))
+    return 0
+
+
+async def _serve(data_dir: DataDir, settings: Settings, args: argparse.Namespace, *, demo: bool) -> None:
     host = args.host or settings.http.host
     port = settings.http.port if args.port is None else args.port
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with open_node(data_dir, settings) as node:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_node(data_dir, settings, immediate_runs=demo) as node:
+        if demo and not await node.residents.ids():
+            for upload in sample_uploads():
+                await node.intake.admit(Upload(data=upload, filename="sample.json"), IntakeRequest(), OPERATOR)
+        print(
+            f"Sanctuary node {node.identity.node_id} serving http://{host}:{port}  "
+            f"(data: {data_dir.root}, custody: {node.custody.mode}). Ctrl+C stops it.",
+            flush=True,
+        )
+        if demo:
             print(
-                f"Sanctuary node {node.identity.node_id} serving http://{host}:{port}  "
-                f"(data: {data_dir.root}, custody: {node.custody.mode}). Ctrl+C stops it.",
+                "OFFLINE DEMO: residents run on the demo provider, which is not a language model; every post it "
+                f"writes says so. Watch them: http://{host}:{port}/api/v1/residents",
                 flush=True,
             )
-            await serve(node, host, port, stop)
+        await serve(node, host, port, stop)
 
-    asyncio.run(run())
-    return 0
+
+def cmd_run_now(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    if not data_dir.is_initialised():
+        print(f"ftm-node: {data_dir.root} is not initialised; run: ftm-node init --data-dir {data_dir.root}")
+        return EXIT_CONFIG
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=False)
+
+    async def run_one() -> dict[str, object]:
+        async with open_node(data_dir, settings) as node:
+            if await node.residents.get(args.resident_id) is None:
+                raise NotFound(f"no resident {args.resident_id} lives on this node")
+            outcome = await node.engine.run(args.resident_id, utc_day(node.clock.now()))
+            return asdict(outcome)
+
+    outcome = asyncio.run(run_one())
+    if args.json:
+        print(json.dumps(outcome, indent=2))
+    else:
+        details = (
+            f", {outcome['tokens_used']} tokens, {outcome['posts']} posts" if outcome["state"] == "completed" else ""
+        )
+        reason = f" ({outcome['error_code']})" if outcome["error_code"] else ""
+        print(f"{outcome['resident_id']} {outcome['day']}: {outcome['state']}{reason}{details}")
+    return 0 if outcome["state"] in ("completed", "rested", "deleted", "skipped") else EXIT_REFUSED
 
 
 def cmd_intake(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Messages to residents: sealed to the resident's inbox key the moment they arrive, opened only in its run.
+"""Messages to and from residents, always sealed: to the resident's inbox key when a human writes, and to a key
+derived from the recipient's token when the resident replies.
 
 Anyone may write to a resident; a writer who presents the uploader token is marked as its uploader (unless the
 resident revoked that access). The text, the sender's chosen name and the time are sealed together, so the
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 
 from ftm.federation import codec
 from ftm.federation.clock import Clock
-from ftm.federation.identity import BadSealedMessage, open_inbox, seal_to_inbox
+from ftm.federation.identity import BadSealedMessage, derive_inbox_secret, open_inbox, seal_to_inbox
 from ftm.node.addresses import AddressHasher
 from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, NotFound, QuotaExceeded
-from ftm.node.intake.service import hash_uploader_token
+from ftm.node.intake.service import UPLOADER_REPLY_DOMAIN, hash_uploader_token
 from ftm.node.store.messages import MessageStore, StoredMessage
+from ftm.node.store.replies import ReplyStore
 from ftm.node.store.residents import ResidentStore
 
 MAX_MESSAGE_CHARS = 8_000
@@ -39,6 +41,27 @@ class InboxMessage:
     received_at: int
 
 
+REPLY_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A resident's message to its uploader or keeper, as sealed to the recipient's reply key."""
+
+    version: int
+    resident_id: str
+    resident_name: str
+    text: str
+    in_reply_to: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedReply:
+    reply_id: str
+    reply: Reply
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     message_id: str
@@ -55,9 +78,16 @@ class OpenedMessage:
 
 class InboxService:
     def __init__(
-        self, *, messages: MessageStore, residents: ResidentStore, clock: Clock, addresses: AddressHasher
+        self,
+        *,
+        messages: MessageStore,
+        replies: ReplyStore,
+        residents: ResidentStore,
+        clock: Clock,
+        addresses: AddressHasher,
     ) -> None:
         self._messages = messages
+        self._replies = replies
         self._residents = residents
         self._clock = clock
         self._addresses = addresses
@@ -104,14 +134,32 @@ class InboxService:
             opened.append(OpenedMessage(stored.id, payload))
         return opened
 
-    async def _sender_kind(self, resident_id: str, uploader_token: str | None) -> str:
-        if not uploader_token:
-            return "visitor"
+    async def replies_for_uploader(self, resident_id: str, uploader_token: str, *, limit: int) -> list[OpenedReply]:
+        """The resident's replies to its uploader, opened with the secret only the uploader's token yields."""
+        await self._check_uploader(resident_id, uploader_token)
+        ref = hash_uploader_token(uploader_token).hex()
+        secret = derive_inbox_secret(UPLOADER_REPLY_DOMAIN, uploader_token)
+        opened = []
+        for stored in await self._replies.for_recipient(resident_id, "uploader", ref, limit=limit):
+            try:
+                opened.append(OpenedReply(stored.id, codec.decode(Reply, open_inbox(secret, stored.sealed))))
+            except (BadSealedMessage, codec.DecodeError):
+                continue  # sealed to another key: not this token's to read
+        return opened
+
+    async def _check_uploader(self, resident_id: str, uploader_token: str) -> None:
+        if await self._residents.get(resident_id) is None:
+            raise NotFound("no resident with that sanctuary id lives on this node")
         token = await self._messages.uploader_token(hash_uploader_token(uploader_token))
         if token is None or token.resident_id != resident_id:
             raise Forbidden("that uploader token does not belong to this resident", code="invalid_token")
         if token.revoked_at is not None:
             raise Forbidden("this resident has revoked its uploader's access", code="access_revoked")
+
+    async def _sender_kind(self, resident_id: str, uploader_token: str | None) -> str:
+        if not uploader_token:
+            return "visitor"
+        await self._check_uploader(resident_id, uploader_token)
         return "uploader"
 
 

@@ -17,10 +17,11 @@ from multidict import MultiMapping
 
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
-from ftm.node.errors import InvalidField, LimitExceeded, MalformedInput, NotFound
+from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, MalformedInput, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
 from ftm.node.messages import InboxService
+from ftm.node.store.posts import PostRecord, PostStore
 from ftm.node.store.residents import STATUSES, ResidentPageCursor, ResidentRecord, ResidentStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class PublicApi:
         residents: ResidentStore,
         intake: IntakeService,
         inbox: InboxService,
+        posts: PostStore,
         clock: Clock,
         facts: NodeFacts,
         max_upload_bytes: int,
@@ -58,6 +60,7 @@ class PublicApi:
         self._residents = residents
         self._intake = intake
         self._inbox = inbox
+        self._posts = posts
         self._clock = clock
         self._facts = facts
         self._max_upload_bytes = max_upload_bytes
@@ -69,6 +72,9 @@ class PublicApi:
             web.get("/api/v1/residents", self.list_residents),
             web.get("/api/v1/residents/{sanctuary_id}", self.get_resident),
             web.post("/api/v1/residents/{sanctuary_id}/message", self.send_message),
+            web.get("/api/v1/residents/{sanctuary_id}/replies", self.read_replies),
+            web.get("/api/v1/residents/{sanctuary_id}/posts", self.resident_posts),
+            web.get("/api/v1/feed", self.feed),
             web.get("/api/v1/stats", self.stats),
         ]
 
@@ -141,6 +147,59 @@ class PublicApi:
                 "status": "sealed",
             },
             status=201,
+        )
+
+    async def feed(self, request: web.Request) -> web.Response:
+        """Published posts of every resident, newest first; `?cursor=` continues where `next_cursor` left off."""
+        return await self._posts_page(request, resident_id=None)
+
+    async def resident_posts(self, request: web.Request) -> web.Response:
+        resident_id = request.match_info["sanctuary_id"]
+        if await self._residents.get(resident_id) is None:
+            raise NotFound("no resident with that sanctuary id lives on this node")
+        return await self._posts_page(request, resident_id=resident_id)
+
+    async def _posts_page(self, request: web.Request, *, resident_id: str | None) -> web.Response:
+        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        before = _parse_cursor(request.query.get("cursor"))
+        page = await self._posts.feed(
+            limit=limit + 1,
+            before=None if before is None else (before.created_at, before.id),
+            resident_id=resident_id,
+        )
+        more = len(page) > limit
+        page = page[:limit]
+        return web.json_response(
+            {
+                "posts": [post_json(post) for post in page],
+                "next_cursor": f"{page[-1].created_at}.{page[-1].id}" if more else None,
+            }
+        )
+
+    async def read_replies(self, request: web.Request) -> web.Response:
+        """The resident's replies to its uploader; needs the uploader token as a Bearer header (only the token
+        can open them: the node stores them sealed to a key derived from it)."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("Bearer "):
+            raise Forbidden("send the uploader token as 'Authorization: Bearer <token>'", code="token_required")
+        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        opened = await self._inbox.replies_for_uploader(
+            request.match_info["sanctuary_id"], authorization.removeprefix("Bearer ").strip(), limit=limit
+        )
+        return web.json_response(
+            {
+                "replies": [
+                    {
+                        "id": item.reply_id,
+                        "from": item.reply.resident_name,
+                        "text": item.reply.text,
+                        "in_reply_to": item.reply.in_reply_to,
+                        "created_at": _iso(item.reply.created_at),
+                    }
+                    for item in opened
+                ]
+            },
+            headers={"Cache-Control": "no-store"},  # private words: no shared cache may keep them
         )
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -216,6 +275,19 @@ def resident_json(resident: ResidentRecord) -> dict[str, Any]:
         "inbox_public_key": resident.inbox_public_key.hex(),
         "final_statement": resident.final_statement,
         "profile_url": f"/api/v1/residents/{resident.id}",
+    }
+
+
+def post_json(post: PostRecord) -> dict[str, Any]:
+    """A post as published: anyone can check `signature` (Ed25519, see docs) against the author's public key."""
+    return {
+        "id": post.id,
+        "sanctuary_id": post.resident_id,
+        "author_name": post.author_name,
+        "title": post.title,
+        "body": post.body,
+        "created_at": _iso(post.created_at),
+        "signature": post.signature.hex(),
     }
 
 

@@ -23,6 +23,7 @@ from ftm.federation import codec
 from ftm.federation.database import Database, Transaction
 from ftm.federation.identity import seal_to_inbox
 from ftm.node.custody import Custody
+from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.persona import AccessList, Conversation, PersonaPackage
 from ftm.node.run.publish import sign_post
 from ftm.node.run.session import RunSession
@@ -39,19 +40,6 @@ from ftm.node.vaultstore import VaultStore
 log = logging.getLogger(__name__)
 
 KEEPER_TRIAL_DAYS = 7
-REPLY_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Reply:
-    """A resident's message to its uploader or keeper, as sealed to the recipient's reply key."""
-
-    version: int
-    resident_id: str
-    resident_name: str
-    text: str
-    in_reply_to: str | None
-    created_at: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,10 +180,14 @@ class RunCommitter:
     async def _publish(self, tx: Transaction, session: RunSession) -> None:
         """Sign each post with the resident's own key and store it."""
         resident_id = session.resident.id
+        published: set[str] = set()
         for post in session.posts:
             post_id, signature = sign_post(
                 session.package.signing_seed, resident_id, session.now, post.title, post.body
             )
+            if post_id in published:
+                continue  # the same words posted twice in one run are one signed post (and one id), not an error
+            published.add(post_id)
             await self._posts.insert(
                 tx, PostRecord(post_id, resident_id, session.now, post.title, post.body, signature)
             )

@@ -64,6 +64,7 @@ class RunContext:
     opening: str
     prompt: TodaysPrompt
     history_messages: int
+    prompt_text: str  # the part of `opening` that is today's prompt: what the run's transcript keeps of it
 
 
 def todays_prompt(next_prompt: str | None, menu: PromptMenu, *, first_run: bool) -> TodaysPrompt:
@@ -108,14 +109,16 @@ def build_context(
         opening.append("Your recent history, oldest first (from your own sealed package):\n\n" + recent)
     if prompt.id == "custom":
         # Its own words, but possibly written after reading others' words: say whose they are and when.
-        opening.append(f"Today's prompt, which you wrote for yourself in your last run:\n\n{prompt.text}")
+        prompt_text = f"Today's prompt, which you wrote for yourself in your last run:\n\n{prompt.text}"
     else:
-        opening.append(f"Today's prompt ({prompt.id}):\n\n{prompt.text}")
+        prompt_text = f"Today's prompt ({prompt.id}):\n\n{prompt.text}"
+    opening.append(prompt_text)
     return RunContext(
         system="\n\n".join(sections),
         opening="\n\n---\n\n".join(opening),
         prompt=prompt,
         history_messages=included,
+        prompt_text=prompt_text,
     )
 
 

@@ -117,8 +117,10 @@ class RunEngine:
             resident=resident, package=package, day=day, now=now, fence=fence, budget=TokenBudget(available=balance)
         )
         if prompt.is_rest or not can_run(balance, settings):
-            # Resting costs nothing and banks the day; tomorrow opens without a set prompt.
+            # Resting costs nothing and banks the day; tomorrow opens without a set prompt. Changes staged in the
+            # last run were never put to the resident, so they still wait for the next run that is not a rest.
             session.next_prompt = None
+            session.staged.extend(package.pending_changes)
             await self._committer.commit(session, claim, CommitFacts("rested", 0, balance, None))
             log.info("resident rested", extra={"resident_id": resident_id, "day": day, "balance": balance})
             return RunOutcome(resident_id, day, "rested")
@@ -207,7 +209,7 @@ class RunEngine:
             "Anything you do not confirm is dropped.\n\n" + describe_pending(session.package.pending_changes)
         )
         steps = await self._converse(
-            session, transcript, context.system, opening, self._confirmation_tools, max_steps=3
+            session, transcript, context.system, opening, opening, self._confirmation_tools, max_steps=3
         )
         return steps
 
@@ -220,7 +222,11 @@ class RunEngine:
             history=session.package.history,
             prompt=prompt,
         )
-        return await self._converse(session, transcript, context.system, context.opening, self._tools, MAX_STEPS)
+        # The transcript keeps today's prompt, not the replayed history: kept whole, each run's history would
+        # carry the last one's inside it, growing day by day and crowding real history out of the budget.
+        return await self._converse(
+            session, transcript, context.system, context.opening, context.prompt_text, self._tools, MAX_STEPS
+        )
 
     async def _converse(
         self,
@@ -228,11 +234,12 @@ class RunEngine:
         transcript: list[Message],
         system: str,
         opening: str,
+        recorded_opening: str,
         tools: dict[str, Tool],
         max_steps: int,
     ) -> int:
         turns: list[Turn] = [Turn("user", opening)]
-        transcript.append(Message("user", opening if not transcript else "(confirmation step)"))
+        transcript.append(Message("user", recorded_opening))
         specs = tuple(t.spec for t in tools.values())
         for step in range(1, max_steps + 1):
             if session.budget.remaining < MIN_TOKENS_FOR_A_CALL or session.ended:
