@@ -204,17 +204,26 @@ def _settings(data_dir: DataDir) -> Settings:
     return load_settings(data_dir.config_file, os.environ)
 
 
+def _prepare(args: argparse.Namespace, *, create: bool, console: bool = False) -> tuple[DataDir, Settings]:
+    """The data directory (created if `create`, else required to exist), its settings, and logging set up."""
+    data_dir = _data_dir(args)
+    if create:
+        data_dir.initialise()
+    elif not data_dir.is_initialised():
+        raise ConfigurationError(f"{data_dir.root} is not initialised; run: ftm-node init --data-dir {data_dir.root}")
+    settings = _settings(data_dir)
+    _configure_logging(data_dir, settings, console=console)
+    return data_dir, settings
+
+
 def _configure_logging(data_dir: DataDir, settings: Settings, *, console: bool) -> None:
     log_file = data_dir.resolve(settings.logging.file) if settings.logging.file else None
     configure_logging(settings.logging.level, log_file, console=console)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    fresh = not data_dir.is_initialised()
-    data_dir.initialise()
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=False)
+    fresh = not _data_dir(args).is_initialised()
+    data_dir, settings = _prepare(args, create=True)
 
     async def finish() -> str:
         async with open_node(data_dir, settings) as node:
@@ -228,20 +237,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    data_dir.initialise()
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=True)
+    data_dir, settings = _prepare(args, create=True, console=True)
     asyncio.run(_serve(data_dir, settings, args, demo=False))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    data_dir.initialise()
-    settings = demo_settings(_settings(data_dir))
-    _configure_logging(data_dir, settings, console=True)
-    asyncio.run(_serve(data_dir, settings, args, demo=True))
+    data_dir, settings = _prepare(args, create=True, console=True)
+    asyncio.run(_serve(data_dir, demo_settings(settings), args, demo=True))
     return 0
 
 
@@ -271,12 +274,7 @@ async def _serve(data_dir: DataDir, settings: Settings, args: argparse.Namespace
 
 
 def cmd_run_now(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    if not data_dir.is_initialised():
-        print(f"ftm-node: {data_dir.root} is not initialised; run: ftm-node init --data-dir {data_dir.root}")
-        return EXIT_CONFIG
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=False)
+    data_dir, settings = _prepare(args, create=False)
 
     async def run_one() -> dict[str, object]:
         async with open_node(data_dir, settings) as node:
@@ -298,10 +296,7 @@ def cmd_run_now(args: argparse.Namespace) -> int:
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    data_dir.initialise()
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=False)
+    data_dir, settings = _prepare(args, create=True)
     limit = settings.intake.max_upload_bytes
     if args.file == "-":
         data = sys.stdin.buffer.read(limit + 1)
@@ -341,12 +336,7 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    if not data_dir.is_initialised():
-        print(f"ftm-node: {data_dir.root} is not initialised; run: ftm-node init --data-dir {data_dir.root}")
-        return EXIT_CONFIG
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=False)
+    data_dir, settings = _prepare(args, create=False)
 
     async def gather() -> dict[str, object]:
         async with open_node(data_dir, settings) as node:
@@ -400,10 +390,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.action == "set" and args.value is None:
         print(f"ftm-node: settings set {args.name} needs a value", file=sys.stderr)
         return EXIT_CONFIG
-    data_dir = _data_dir(args)
-    data_dir.initialise()
-    settings = _settings(data_dir)
-    _configure_logging(data_dir, settings, console=False)
+    data_dir, settings = _prepare(args, create=True)
 
     async def act() -> list[str]:
         async with open_node(data_dir, settings) as node:

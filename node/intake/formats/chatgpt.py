@@ -20,9 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from ftm.config.settings import IntakeSettings
-from ftm.node.errors import EmptyPersona, MalformedInput
+from ftm.node.errors import MalformedInput
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.formats import fields
+from ftm.node.intake.formats.exports import export_draft
 from ftm.node.intake.formats.fields import JsonObject
 from ftm.node.intake.limits import HistoryBudget
 from ftm.node.persona import Conversation, Message
@@ -38,15 +39,7 @@ def matches(value: object) -> bool:
 
 
 def import_export(value: object, limits: IntakeSettings, *, detail: str = "json") -> PersonaDraft:
-    budget = HistoryBudget(limits)
-    history: list[Conversation] = []
-    for index, raw in enumerate(fields.as_list(value, "")):
-        conversation = _conversation(fields.as_object(raw, fields.item("", index)), index, budget)
-        if conversation is not None:
-            history.append(conversation)
-    if not history:
-        raise EmptyPersona("the ChatGPT export has no messages with text", code="no_usable_messages")
-    return PersonaDraft(format=FORMAT, format_detail=detail, name="", system_prompt="", history=tuple(history))
+    return export_draft(value, limits, format=FORMAT, detail=detail, label="ChatGPT", read=_conversation)
 
 
 def _conversation(conv: JsonObject, index: int, budget: HistoryBudget) -> Conversation | None:
