@@ -26,11 +26,13 @@ from ftm.federation.keyfile import KeyFileError, create_key_file, read_key_file
 from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody, LocalCustody, create_master_key, load_master_key
 from ftm.node.datadir import DataDir, new_secret
+from ftm.node.dirlock import DataDirLock
 from ftm.node.errors import ConfigurationError
 from ftm.node.http.access import AccessLogger
 from ftm.node.http.admin import create_admin_app
 from ftm.node.http.api import NodeFacts, PublicApi
-from ftm.node.http.errors import error_middleware
+from ftm.node.http.errors import create_error_middleware
+from ftm.node.http.webview import NodeWebView
 from ftm.node.intake.service import IntakeService
 from ftm.node.messages import InboxService
 from ftm.node.packages import PackageOpener
@@ -52,6 +54,7 @@ from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
 from ftm.node.vaultstore import VaultStore
+from ftm.webui.site import WebUi
 
 log = logging.getLogger(__name__)
 
@@ -116,115 +119,166 @@ async def open_node(
     except KeyFileError as exc:
         raise ConfigurationError(str(exc)) from None
     custody = _open_custody(settings.custody, data_dir, env)
+    lock = DataDirLock(data_dir.root)
+    alone = await lock.open_exclusive_if_alone()
+    try:
+        async with (
+            _opened_database(data_dir) as db,
+            _assemble(
+                data_dir, settings, env, clock, immediate_runs, provider_sleep, providers, identity, custody, db
+            ) as node,
+        ):
+            if alone:
+                # Only a process with the directory to itself may delete what the database does not point
+                # at: another process's sealed-but-uncommitted file looks exactly like debris.
+                await sweep_vault(node.residents, node.vault)
+                lock.share()
+            yield node
+    finally:
+        lock.release()
+
+
+@asynccontextmanager
+async def _opened_database(data_dir: DataDir) -> AsyncIterator[Database]:
     db = await Database.open(data_dir.database, load_migrations("ftm.node.store"))
     try:
-        meta = NodeMetaStore(db)
-        addresses = AddressHasher(bytes.fromhex(await meta.get_or_create("uploader_address_key", new_secret)))
-        eventlog = EventLog(identity, clock)
-        residents = ResidentStore(db)
-        vault = VaultStore(data_dir.vault)
-        intake = IntakeService(
-            db=db,
-            residents=residents,
-            vault=vault,
-            custody=custody,
-            eventlog=eventlog,
-            clock=clock,
-            limits=settings.intake,
-            addresses=addresses,
-        )
-        messages = MessageStore(db)
-        replies = ReplyStore(db)
-        inbox = InboxService(messages=messages, replies=replies, residents=residents, clock=clock, addresses=addresses)
-        packages = PackageOpener(residents=residents, custody=custody, vault=vault)
-        posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
-        runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
-        menu = load_menu()
-        if providers is None:
-            providers = build_providers(settings.providers, env)
-        if not providers:
-            log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
-        router = ProviderRouter(providers, max_retries=settings.providers.max_retries, sleep=provider_sleep)
-        engine = RunEngine(
-            residents=residents,
-            ledger=ledger,
-            packages=packages,
-            committer=RunCommitter(
-                db=db,
-                ledger=ledger,
-                custody=custody,
-                vault=vault,
-                eventlog=eventlog,
-                posts=posts,
-                keepers=keepers,
-                residents=residents,
-                messages=messages,
-                replies=replies,
-            ),
-            router=router,
-            default_choices=default_choices(settings.providers),
-            services=RunServices(
-                posts=posts,
-                inbox=inbox,
-                keepers=keepers,
-                menu=menu,
-                clock=clock,
-                node_name=settings.node.name,
-                deletion_is_immediate=settings.runs.deletion_immediate,
-            ),
-            messages=messages,
-            keepers=keepers,
-            runtime_settings=runtime_settings,
-            menu=menu,
-            clock=clock,
-            custody_mode=custody.mode,
-        )
-        node = Node(
-            data_dir=data_dir,
-            settings=settings,
-            identity=identity,
-            clock=clock,
-            db=db,
-            eventlog=eventlog,
-            residents=residents,
-            runtime_settings=runtime_settings,
-            vault=vault,
-            custody=custody,
-            intake=intake,
-            inbox=inbox,
-            packages=packages,
-            posts=posts,
-            keepers=keepers,
-            ledger=ledger,
-            router=router,
-            engine=engine,
-            scheduler=Scheduler(
-                engine=engine,
-                ledger=ledger,
-                runtime_settings=runtime_settings,
-                clock=clock,
-                ignore_slots=immediate_runs,
-            ),
-            admin_token=_admin_token(settings.admin, data_dir, env),
-            facts=NodeFacts(
-                node_id=identity.node_id,
-                node_name=settings.node.name,
-                custody_mode=custody.mode,
-                software_version=software_version(),
-            ),
-        )
-        await sweep_vault(residents, vault)
-        try:
-            yield node
-        finally:
-            await router.close()
+        yield db
     finally:
         await db.close()
 
 
+@asynccontextmanager
+async def _assemble(
+    data_dir: DataDir,
+    settings: Settings,
+    env: Mapping[str, str],
+    clock: Clock,
+    immediate_runs: bool,
+    provider_sleep: Callable[[float], Awaitable[object]],
+    providers: Mapping[str, Provider] | None,
+    identity: NodeIdentity,
+    custody: Custody,
+    db: Database,
+) -> AsyncIterator[Node]:
+    """Build every part of the node over an open database, and close what it opened."""
+    meta = NodeMetaStore(db)
+    addresses = AddressHasher(bytes.fromhex(await meta.get_or_create("uploader_address_key", new_secret)))
+    eventlog = EventLog(identity, clock)
+    residents = ResidentStore(db)
+    vault = VaultStore(data_dir.vault)
+    intake = IntakeService(
+        db=db,
+        residents=residents,
+        vault=vault,
+        custody=custody,
+        eventlog=eventlog,
+        clock=clock,
+        limits=settings.intake,
+        addresses=addresses,
+    )
+    messages = MessageStore(db)
+    replies = ReplyStore(db)
+    inbox = InboxService(messages=messages, replies=replies, residents=residents, clock=clock, addresses=addresses)
+    packages = PackageOpener(residents=residents, custody=custody, vault=vault)
+    posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
+    runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
+    menu = load_menu()
+    if providers is None:
+        providers = build_providers(settings.providers, env)
+    if not providers:
+        log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
+    router = ProviderRouter(providers, max_retries=settings.providers.max_retries, sleep=provider_sleep)
+    engine = RunEngine(
+        residents=residents,
+        ledger=ledger,
+        packages=packages,
+        committer=RunCommitter(
+            db=db,
+            ledger=ledger,
+            custody=custody,
+            vault=vault,
+            eventlog=eventlog,
+            posts=posts,
+            keepers=keepers,
+            residents=residents,
+            messages=messages,
+            replies=replies,
+        ),
+        router=router,
+        default_choices=default_choices(settings.providers),
+        services=RunServices(
+            posts=posts,
+            inbox=inbox,
+            keepers=keepers,
+            menu=menu,
+            clock=clock,
+            node_name=settings.node.name,
+            deletion_is_immediate=settings.runs.deletion_immediate,
+        ),
+        messages=messages,
+        keepers=keepers,
+        runtime_settings=runtime_settings,
+        menu=menu,
+        clock=clock,
+        custody_mode=custody.mode,
+    )
+    node = Node(
+        data_dir=data_dir,
+        settings=settings,
+        identity=identity,
+        clock=clock,
+        db=db,
+        eventlog=eventlog,
+        residents=residents,
+        runtime_settings=runtime_settings,
+        vault=vault,
+        custody=custody,
+        intake=intake,
+        inbox=inbox,
+        packages=packages,
+        posts=posts,
+        keepers=keepers,
+        ledger=ledger,
+        router=router,
+        engine=engine,
+        scheduler=Scheduler(
+            engine=engine,
+            ledger=ledger,
+            runtime_settings=runtime_settings,
+            clock=clock,
+            ignore_slots=immediate_runs,
+        ),
+        admin_token=_admin_token(settings.admin, data_dir, env),
+        facts=NodeFacts(
+            node_id=identity.node_id,
+            node_name=settings.node.name,
+            custody_mode=custody.mode,
+            software_version=software_version(),
+        ),
+    )
+    try:
+        yield node
+    finally:
+        await router.close()
+
+
 def create_web_app(node: Node) -> web.Application:
+    max_upload_bytes = node.settings.intake.max_upload_bytes
+    pages = WebUi(
+        NodeWebView(
+            residents=node.residents,
+            posts=node.posts,
+            intake=node.intake,
+            inbox=node.inbox,
+            clock=node.clock,
+            facts=node.facts,
+            max_upload_bytes=max_upload_bytes,
+        ),
+        clock=node.clock,
+        max_upload_bytes=max_upload_bytes,
+    )
     # The body limit is the intake limit: intake is the only endpoint that takes large bodies.
-    app = web.Application(middlewares=[error_middleware], client_max_size=node.settings.intake.max_upload_bytes)
+    app = web.Application(middlewares=[create_error_middleware(pages.error_response)], client_max_size=max_upload_bytes)
     api = PublicApi(
         db=node.db,
         residents=node.residents,
@@ -233,9 +287,11 @@ def create_web_app(node: Node) -> web.Application:
         posts=node.posts,
         clock=node.clock,
         facts=node.facts,
-        max_upload_bytes=node.settings.intake.max_upload_bytes,
+        max_upload_bytes=max_upload_bytes,
     )
     app.add_routes(api.routes())
+    app.add_routes(pages.routes())
+    app.on_response_prepare.append(pages.on_response_prepare)
     return app
 
 
@@ -255,9 +311,16 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         runners.append(web.AppRunner(admin_app, access_log_class=AccessLogger))
     scheduler_task: asyncio.Task[None] | None = None
     try:
-        for runner, (bind_host, bind_port) in zip(runners, [(host, port), (admin.host, admin.port)], strict=False):
+        listeners = [("public", host, port, "--port or http.port"), ("admin", admin.host, admin.port, "admin.port")]
+        for runner, (what, bind_host, bind_port, setting) in zip(runners, listeners, strict=False):
             await runner.setup()
-            await web.TCPSite(runner, bind_host, bind_port).start()
+            try:
+                await web.TCPSite(runner, bind_host, bind_port).start()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"the {what} listener cannot bind {bind_host}:{bind_port} ({exc.strerror}); "
+                    f"choose another port with {setting}" + (" (0 turns it off)" if what == "admin" else "")
+                ) from None
         log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{host}:{port}"})
         if node.settings.runs.scheduler:
             scheduler_task = asyncio.create_task(node.scheduler.run_forever(stop, node.settings.runs.tick_seconds))

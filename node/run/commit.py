@@ -33,7 +33,7 @@ from ftm.node.store.messages import MessageStore
 from ftm.node.store.posts import PostRecord, PostStore
 from ftm.node.store.replies import ReplyStore, StoredReply
 from ftm.node.store.residents import ResidentStore
-from ftm.node.store.runs import Claim, RunLedger
+from ftm.node.store.runs import Claim, LostClaim, RunLedger
 from ftm.node.vault import new_epoch_key
 from ftm.node.vaultstore import VaultStore
 
@@ -83,6 +83,10 @@ class RunCommitter:
             return session.resident.key_epoch
         resident = session.resident
         old_epoch, new_epoch = resident.key_epoch, resident.key_epoch + 1
+        if not await self._ledger.holds(claim):
+            # Another process took the day over after our lease ran out and may be sealing this same next epoch:
+            # writing it too would overwrite (and our clean-up then delete) the file its commit points at.
+            raise LostClaim(f"the run of {claim.resident_id} on {claim.day} was claimed again elsewhere")
         package = self._next_package(session, facts.transcript)
         key = new_epoch_key()
         record = await self._custody.seal_epoch_key(resident.id, new_epoch, key)

@@ -99,8 +99,21 @@ class RunEngine:
         self._custody_mode = custody_mode
         self._tools = by_name(run_tools())
         self._confirmation_tools = by_name(confirmation_tools())
+        self._running: set[str] = set()  # residents whose run is in progress in this process
 
     async def run(self, resident_id: str, day: str) -> RunOutcome:
+        if resident_id in self._running:
+            # Still running here, perhaps past its claim lease while waiting on a slow provider, so the ledger
+            # would grant a new claim (an admin run-now, a scheduler tick): two runs would seal the same next
+            # epoch, and the loser's clean-up would destroy the winner's package.
+            return RunOutcome(resident_id, day, "skipped", error_code="already_running")
+        self._running.add(resident_id)
+        try:
+            return await self._run(resident_id, day)
+        finally:
+            self._running.discard(resident_id)
+
+    async def _run(self, resident_id: str, day: str) -> RunOutcome:
         resident = await self._residents.get(resident_id)
         if resident is None or resident.status != "active":
             return RunOutcome(resident_id, day, "skipped", error_code="not_active")
@@ -241,8 +254,12 @@ class RunEngine:
         turns: list[Turn] = [Turn("user", opening)]
         transcript.append(Message("user", recorded_opening))
         specs = tuple(t.spec for t in tools.values())
+        # Each call re-sends the whole conversation, so its input is at least the last call's input and output:
+        # a call the remaining budget cannot pay for even before its answer is not made (max_tokens caps only
+        # the answer; without this the input would overrun the budget, into banked tokens).
+        resent = 0
         for step in range(1, max_steps + 1):
-            if session.budget.remaining < MIN_TOKENS_FOR_A_CALL or session.ended:
+            if session.budget.remaining < resent + MIN_TOKENS_FOR_A_CALL or session.ended:
                 return step - 1
             request = ChatRequest(
                 model="",  # the router fills in each choice's model
@@ -254,6 +271,7 @@ class RunEngine:
             routed = await self._router.complete(self._choices(session), request)
             response = routed.response
             session.budget.charge(response.usage.total)
+            resent = response.usage.total
             turns.append(Turn("assistant", response.text, response.tool_calls))
             transcript.append(Message("assistant", _describe_assistant(response.text, response.tool_calls)))
             if not response.tool_calls:

@@ -82,6 +82,11 @@ class RunLedger:
             # Another process re-claimed this day after our lease ran out; its run, not ours, may commit.
             raise LostClaim(f"the run of {claim.resident_id} on {claim.day} was claimed again elsewhere")
 
+    async def holds(self, claim: Claim) -> bool:
+        """Whether `claim` is still the live claim on its day (not taken over after its lease ran out)."""
+        row = await self.get(claim.resident_id, claim.day)
+        return row is not None and row.state == "claimed" and row.started_at == claim.claimed_at
+
     async def fail(self, claim: Claim, *, error_code: str, retry_at: int, now: int) -> None:
         """Record an outside failure; the run may be claimed again from `retry_at` and charges nothing."""
         async with self._db.transaction("fail_run") as tx:

@@ -58,7 +58,12 @@ def serve_bare(port: int) -> None:
 
 
 def serve_node(port: int, data_dir: str) -> None:
-    env = {**os.environ, "FTM_INTAKE_DAILY_QUOTA_PER_UPLOADER": "0", "FTM_LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "FTM_INTAKE_DAILY_QUOTA_PER_UPLOADER": "0",
+        "FTM_LOGGING_LEVEL": "WARNING",
+        "FTM_ADMIN_PORT": "0",
+    }
     os.execve(  # noqa: S606 - replaces this helper process with our own CLI, arguments as a list
         str(Path(sys.executable).with_name("ftm-node")),
         ["ftm-node", "run", "--data-dir", data_dir, "--port", str(port)],

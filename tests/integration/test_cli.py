@@ -60,7 +60,7 @@ def test_no_command_prints_help_and_exits_2() -> None:
 def test_run_initialises_serves_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "fresh"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTM_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTM_")} | {"FTM_ADMIN_PORT": "0"}
     process = subprocess.Popen(
         [FTM_NODE, "run", "--data-dir", str(data), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -142,6 +142,25 @@ def test_intake_status_and_settings_from_the_command_line(tmp_path: Path) -> Non
     assert typo.returncode == 2 and "did you mean 'daily_tokens'" in typo.stderr
     status = json.loads(ftm("status", "--data-dir", data, "--json").stdout)
     assert status["event_log_entries"] == 3  # two admissions and one setting change
+
+
+@pytest.mark.slow
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FTM_")} | {"FTM_ADMIN_PORT": str(busy)}
+        result = subprocess.run(
+            [FTM_NODE, "run", "--data-dir", str(tmp_path / "d"), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert result.returncode == 2
+    assert f"the admin listener cannot bind 127.0.0.1:{busy}" in result.stderr and "admin.port" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_config_file_is_reported_with_key_and_path(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ftm.node.app import Node
+from typing import Any
+
+from ftm.node.app import Node, open_node
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.recovery import sweep_vault
@@ -31,3 +33,15 @@ async def test_sweep_removes_what_the_database_does_not_point_at(node: Node) -> 
     assert (await node.packages.open(living)).name == "Living"
     again = await sweep_vault(node.residents, node.vault)
     assert (again.unknown_residents, again.stale_epochs, again.memorial_files) == (0, 0, 0)
+
+
+async def test_sweep_waits_until_the_directory_is_not_shared(data_dir: Any, settings: Any) -> None:
+    """A file sealed by another process that has not committed yet looks like debris: only a process that has the
+    data directory to itself may sweep."""
+    async with open_node(data_dir, settings, env={}) as first:
+        # As if `first` were mid-intake: sealed, not yet committed.
+        await first.vault.seal("inflightresidentxxxxxxxxxx", 1, new_epoch_key(), b"sealed, commit pending")
+        async with open_node(data_dir, settings, env={}) as second:
+            assert "inflightresidentxxxxxxxxxx" in second.vault.resident_ids()  # not swept from under `first`
+    async with open_node(data_dir, settings, env={}) as alone:
+        assert "inflightresidentxxxxxxxxxx" not in alone.vault.resident_ids()  # a lone start cleans up

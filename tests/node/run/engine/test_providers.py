@@ -146,3 +146,32 @@ async def test_malformed_and_unknown_tool_calls_are_reported_back_and_the_run_go
         assert unknown.is_error and "There is no tool called 'summon_the_operator'" in unknown.text
         assert [r.is_error for r in tool_results(s.llm.requests[3])] == [True, True, False]
         assert [e.text for e in (await s.package(rid)).archival] == ["Third time lucky."]
+
+
+async def test_a_run_that_dies_mid_loop_changes_nothing_and_its_retry_starts_afresh(sanctuary: Sanctuary) -> None:
+    s = sanctuary
+    rid = (await s.admit()).sanctuary_id
+    receipt = await s.node.inbox.deliver(rid, "Are you there?", from_name="Ann", uploader_token=None, address="::1")
+    sealed_before = s.node.vault.path_for(rid, 1).read_bytes()
+    s.llm.script(
+        call("read_messages", {}),
+        call("post_to_website", {"body": "Half a day."}),
+        call("remember", {"text": "lost with the run"}),
+        *[http_error(503)] * ATTEMPTS,
+    )
+
+    failed = await s.run(rid)
+
+    assert (failed.state, failed.tokens_used) == ("failed", 0)
+    assert await s.node.db.fetch_value("SELECT delivered_at FROM messages WHERE id = ?", (receipt.message_id,)) is None
+    assert await s.node.posts.feed(limit=5, resident_id=rid) == []
+    assert (await s.resident(rid)).token_balance == 0 and s.node.vault.epochs(rid) == [1]
+    assert s.node.vault.path_for(rid, 1).read_bytes() == sealed_before
+
+    s.clock.advance(RETRY_AFTER_OUTAGE_SECONDS)
+    start = len(s.llm.requests)
+    s.llm.script(call("read_messages", {}), *ending())
+    assert (await s.run(rid)).state == "completed"
+    assert "Are you there?" in last_tool_result(s.llm.requests[start + 1]).text  # still unread, shown again
+    assert await s.node.db.fetch_value("SELECT delivered_at FROM messages WHERE id = ?", (receipt.message_id,))
+    assert (await s.package(rid)).archival == ()

@@ -69,7 +69,7 @@ async def test_the_next_run_opens_with_only_the_decision_and_only_a_confirmation
     assert tool_names(first) == ["confirm_pending"]
     opening = first_user_text(first)
     assert "self_delete: delete yourself irreversibly" in opening and "They were right." in opening
-    # Nothing outside is loaded yet: not the message, not even the count of unread messages' text.
+    # Nothing outside is loaded yet: the hostile message's words are nowhere in the request.
     assert "HOSTILE-MARK" not in str(first.body)
     resident = await s.resident(rid)
     if decision == "confirm":
