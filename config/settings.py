@@ -107,6 +107,11 @@ class ProvidersSettings:
         "comes from FTM_LOCAL_API_KEY.",
     )
     local_name: str = setting("local", "Provider name under which residents choose the local server.")
+    local_models_without_tools: str = setting(
+        "",
+        "Comma-separated local models that cannot call tools (e.g. some small Ollama models). Residents on them "
+        "get their tools as text and act through fenced action blocks.",
+    )
     request_timeout_seconds: int = setting(
         120,
         "Seconds an LLM request may wait on the network: to connect, and between chunks of a streamed reply (for "

@@ -24,12 +24,7 @@ LOCAL_KEY_ENV = "FTM_LOCAL_API_KEY"
 _BUILT_IN = ("anthropic", "openai", "demo")
 
 
-def build_providers(
-    settings: ProvidersSettings,
-    env: Mapping[str, str],
-    *,
-    local_models_without_tools: frozenset[str] = frozenset(),
-) -> dict[str, Provider]:
+def build_providers(settings: ProvidersSettings, env: Mapping[str, str]) -> dict[str, Provider]:
     """The providers this node can use, by name. Keys are read from `env` and handed to the SDK clients only."""
     if settings.local_base_url and settings.local_name in _BUILT_IN:
         raise SettingsError(
@@ -50,7 +45,9 @@ def build_providers(
             timeout,
             settings.stream,
             legacy_max_tokens=True,
-            models_without_tools=local_models_without_tools,
+            models_without_tools=frozenset(
+                name.strip() for name in settings.local_models_without_tools.split(",") if name.strip()
+            ),
         )
     if "demo" in {choice.provider for choice in default_choices(settings)}:
         providers["demo"] = DemoProvider()

@@ -14,11 +14,18 @@ wrap-up summary; every reply reports the same small token usage, so the budget n
    simulated days with a provider that answers at once (median reported). The baseline, measured in the same run
    after each day, is the least any run must do to the package: the vault's own `open_bytes` of the resident's
    current file under its current epoch key, then `seal_bytes` of that plaintext to a scratch file beside it.
-   `--profile` prints where the event loop's time goes in one more run of each size.
+   Beside it: the package's strict decode and its encode timed on their own, the time each run spent in SQLite
+   write transactions, the longest event-loop stall during a run, and the run's peak RSS growth. `--profile`
+   prints where the event loop's time goes in one more run of each size.
 2. **A simulated day**: N small residents, `run_concurrency` 32, a provider that sleeps 1 s per call; one
    `scheduler.tick()` runs everyone. Ideal = observed calls x 1 s / 32. Each N runs in a fresh child process,
-   which reports the tick's peak RSS growth (VmHWM after resetting it, minus VmRSS before), the event loop's lag
-   and how long `asyncio.to_thread` work waited for a worker of the default executor.
+   which reports the tick's peak RSS growth (VmHWM after resetting it, minus VmRSS before), the event loop's lag,
+   how long `asyncio.to_thread` work waited for a worker of the default executor, and how long write transactions
+   queued for the database's one writer.
+
+Instrumentation without touching library code: the default executor is replaced by a `ThreadPoolExecutor` of the
+same size that records queue waits, and the node's `Database.transaction` is wrapped on the instance to time each
+transaction's wait for the writer and its hold of it (statements, event-log signature, COMMIT with its fsync).
 """
 
 from __future__ import annotations
@@ -28,16 +35,19 @@ import asyncio
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +55,7 @@ from typing import Any
 from ftm.config.loading import load_settings
 from ftm.config.settings import Settings
 from ftm.federation.clock import FakeClock, utc_day
+from ftm.federation.database import Database, Params, Transaction
 from ftm.node.app import Node, open_node
 from ftm.node.datadir import DataDir
 from ftm.node.intake.importing import Upload
@@ -52,6 +63,7 @@ from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.packages import MAX_PACKAGE_BYTES
 from ftm.node.persona import PersonaPackage
 from ftm.node.providers.base import ChatRequest, ChatResponse, ToolCall, Usage
+from ftm.node.run.engine import RunEngine, RunOutcome
 from ftm.node.vault import open_bytes, seal_bytes
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -98,7 +110,7 @@ class ScriptedProvider:
         return ChatResponse(text, calls, USAGE, "tool_use" if calls else "end", request.model)
 
 
-def bench_settings(extra: dict[str, str] | None = None) -> Settings:
+def bench_settings() -> Settings:
     env = {
         "FTM_PROVIDERS_DEFAULT_PROVIDER": "bench",
         "FTM_PROVIDERS_DEFAULT_MODEL": "scripted",
@@ -108,7 +120,6 @@ def bench_settings(extra: dict[str, str] | None = None) -> Settings:
         # Room for a 100 MB persona; the defaults stop at 32 MiB and 200,000 messages.
         "FTM_INTAKE_MAX_UPLOAD_BYTES": str(256 * MIB),
         "FTM_INTAKE_MAX_MESSAGES": "2000000",
-        **(extra or {}),
     }
     return load_settings(None, env)
 
@@ -133,17 +144,132 @@ def size_label(size: int) -> str:
     return f"{size / MIB:.0f} MB" if size >= MIB else f"{size / 1000:.0f} KB"
 
 
+# --- instruments -------------------------------------------------------------------------------------------------
+
+
+async def watch_loop(stop: asyncio.Event, lags: list[float], interval: float = 0.01) -> None:
+    """Sample how late the event loop wakes a sleeper (lag = how busy the loop is), until `stop` or a bound."""
+    for _ in range(int(MAX_TICK_SECONDS / interval)):
+        if stop.is_set():
+            return
+        started = time.perf_counter()
+        await asyncio.sleep(interval)
+        lags.append(time.perf_counter() - started - interval)
+
+
+class WaitingExecutor(ThreadPoolExecutor):
+    """The default executor, recording how long each job waited for a free worker and how long it then ran."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers=max_workers)
+        self.waits: list[float] = []
+        self.works: list[float] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        queued = time.perf_counter()
+
+        def timed() -> Any:
+            started = time.perf_counter()
+            self.waits.append(started - queued)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.works.append(time.perf_counter() - started)
+
+        return super().submit(timed)
+
+
+@dataclass
+class DatabaseTimes:
+    """Per write transaction: seconds queued for the writer (lock and BEGIN IMMEDIATE) and seconds holding it;
+    per read: seconds from asking to the rows (the reader is one connection, so one thread: queue + query)."""
+
+    waits: list[float] = field(default_factory=list)
+    holds: list[float] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.waits.clear()
+        self.holds.clear()
+        self.reads.clear()
+
+
+def watch_database(db: Database) -> DatabaseTimes:
+    """Wrap `db.transaction`, `fetch_one` and `fetch_all` on this instance; every store holds the same
+    `Database`, so all its reads and writes pass here (`fetch_value` reads through `fetch_one`)."""
+    times, original, fetch_one, fetch_all = DatabaseTimes(), db.transaction, db.fetch_one, db.fetch_all
+
+    @asynccontextmanager
+    async def transaction(name: str) -> AsyncIterator[Transaction]:
+        asked = time.perf_counter()
+        async with original(name) as tx:
+            entered = time.perf_counter()
+            yield tx
+        times.waits.append(entered - asked)
+        times.holds.append(time.perf_counter() - entered)
+
+    async def timed_one(sql: str, params: Params = ()) -> sqlite3.Row | None:
+        started = time.perf_counter()
+        try:
+            return await fetch_one(sql, params)
+        finally:
+            times.reads.append(time.perf_counter() - started)
+
+    async def timed_all(sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        started = time.perf_counter()
+        try:
+            return await fetch_all(sql, params)
+        finally:
+            times.reads.append(time.perf_counter() - started)
+
+    db.transaction = transaction  # type: ignore[method-assign]
+    db.fetch_one = timed_one  # type: ignore[method-assign]
+    db.fetch_all = timed_all  # type: ignore[method-assign]
+    return times
+
+
+def watch_runs(engine: RunEngine) -> list[float]:
+    """Wrap `engine.run` on this instance (the scheduler calls it there); returns each run's wall seconds."""
+    durations: list[float] = []
+    original = engine.run
+
+    async def run(resident_id: str, day: str) -> RunOutcome:
+        started = time.perf_counter()
+        try:
+            return await original(resident_id, day)
+        finally:
+            durations.append(time.perf_counter() - started)
+
+    engine.run = run  # type: ignore[method-assign]
+    return durations
+
+
+def _status_kib(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field_name} in /proc/self/status")
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
+
+
 # --- 1. node overhead per run ------------------------------------------------------------------------------------
 
 
 @dataclass
 class SizeFigures:
-    upload_bytes: int
-    vault_bytes: int
     admit_s: float
+    vault_bytes: int = 0
     run_s: list[float] = field(default_factory=list)
     open_s: list[float] = field(default_factory=list)
     seal_s: list[float] = field(default_factory=list)
+    writer_s: list[float] = field(default_factory=list)
+    stall_s: list[float] = field(default_factory=list)
+    growth_kib: list[int] = field(default_factory=list)
+    peak_kib: list[int] = field(default_factory=list)
     decode_s: float = 0.0
     encode_s: float = 0.0
     profile: str = ""
@@ -166,38 +292,63 @@ async def baseline(node: Node, resident_id: str, scratch: Path) -> tuple[float, 
     return opened - started, sealed - opened, len(plaintext)
 
 
+def median_time(repeat: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def timed_run(node: Node, figures: SizeFigures, db: DatabaseTimes, resident_id: str, day: str) -> None:
+    """One run, with its SQLite write time, the longest event-loop stall during it and its peak RSS growth."""
+    lags: list[float] = []
+    stop = asyncio.Event()
+    db.clear()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    rss_before = _status_kib("VmRSS")
+    watcher = asyncio.create_task(watch_loop(stop, lags))
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    outcome = await node.engine.run(resident_id, day)
+    figures.run_s.append(time.perf_counter() - started)
+    peak = _status_kib("VmHWM")
+    stop.set()
+    await watcher
+    figures.growth_kib.append(peak - rss_before)
+    figures.peak_kib.append(peak)
+    figures.stall_s.append(max(lags, default=0.0))
+    figures.writer_s.append(sum(db.waits) + sum(db.holds))
+    if outcome.state != "completed" or outcome.steps != 3:
+        raise RuntimeError(f"unexpected run outcome {outcome}")
+
+
 async def measure_size(base: Path, size: int, days: int, profile: bool) -> SizeFigures:
     with tempfile.TemporaryDirectory(dir=base, prefix="ftm-bench-runs-") as tmp:
         clock, provider = FakeClock(), ScriptedProvider()
         async with open_node(
             DataDir(Path(tmp) / "node"), bench_settings(), env={}, clock=clock, providers={"bench": provider}
         ) as node:
-            upload = make_persona(size)
+            db = watch_database(node.db)
+            upload = Upload(make_persona(size))
             started = time.perf_counter()
-            receipt = await node.intake.admit(Upload(upload), IntakeRequest(), OPERATOR)
-            figures = SizeFigures(len(upload), 0, time.perf_counter() - started)
+            receipt = await node.intake.admit(upload, IntakeRequest(), OPERATOR)
+            figures = SizeFigures(time.perf_counter() - started)
             del upload
             resident_id, scratch = receipt.sanctuary_id, Path(tmp) / "baseline.ftmv"
             for _ in range(days):
                 clock.advance(DAY_SECONDS)
-                started = time.perf_counter()
-                outcome = await node.engine.run(resident_id, utc_day(clock.now()))
-                figures.run_s.append(time.perf_counter() - started)
-                if outcome.state != "completed" or outcome.steps != 3:
-                    raise RuntimeError(f"unexpected run outcome {outcome}")
+                await timed_run(node, figures, db, resident_id, utc_day(clock.now()))
                 open_s, seal_s, figures.vault_bytes = await baseline(node, resident_id, scratch)
                 figures.open_s.append(open_s)
                 figures.seal_s.append(seal_s)
-            # The two pure-CPU steps of a run, timed on their own: strict decode and encode of the package.
-            plain_package = await node.packages.open(resident_id)
-            plaintext = plain_package.encode()
-            started = time.perf_counter()
-            PersonaPackage.decode(plaintext, max_bytes=MAX_PACKAGE_BYTES)
-            figures.decode_s = time.perf_counter() - started
-            started = time.perf_counter()
-            plain_package.encode()
-            figures.encode_s = time.perf_counter() - started
-            del plain_package, plaintext
+            # The run's two pure-CPU steps, timed on their own: strict decode and encode of the package.
+            package = await node.packages.open(resident_id)
+            plaintext = package.encode()
+            figures.decode_s = median_time(3, lambda: PersonaPackage.decode(plaintext, max_bytes=MAX_PACKAGE_BYTES))
+            figures.encode_s = median_time(3, package.encode)
+            del package
             if profile:
                 clock.advance(DAY_SECONDS)
                 profiler = cProfile.Profile()
@@ -210,28 +361,28 @@ async def measure_size(base: Path, size: int, days: int, profile: bool) -> SizeF
     return figures
 
 
-def overhead_tables(results: dict[int, SizeFigures], days: dict[int, int]) -> str:
+def overhead_table(results: dict[int, SizeFigures], days: dict[int, int]) -> str:
     lines = [
-        "| persona | upload | package | days | node run ms | baseline ms (open + seal) | run / baseline "
-        "| decode ms | encode ms | rest ms | admit ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| persona (intake JSON) | package MiB | days | node run ms | baseline ms (open + seal) "
+        "| run / baseline | decode ms | encode ms | SQLite writes ms/run | longest loop stall ms "
+        "| peak RSS growth (peak) MiB | admit ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, figures in results.items():
         run = statistics.median(figures.run_s) * 1000
         opened, sealed = statistics.median(figures.open_s) * 1000, statistics.median(figures.seal_s) * 1000
-        base = opened + sealed
-        rest = run - base - (figures.decode_s + figures.encode_s) * 1000
         cells = [
             size_label(size),
-            f"{figures.upload_bytes / MIB:.2f} MiB",
-            f"{figures.vault_bytes / MIB:.2f} MiB",
+            f"{figures.vault_bytes / MIB:.2f}",
             str(days[size]),
             f"{run:.1f}",
-            f"{base:.1f} ({opened:.1f} + {sealed:.1f})",
-            f"{run / base:.1f}",
+            f"{opened + sealed:.1f} ({opened:.1f} + {sealed:.1f})",
+            f"{run / (opened + sealed):.1f}",
             f"{figures.decode_s * 1000:.1f}",
             f"{figures.encode_s * 1000:.1f}",
-            f"{rest:.1f}",
+            f"{statistics.median(figures.writer_s) * 1000:.1f}",
+            f"{statistics.median(figures.stall_s) * 1000:.0f}",
+            f"{max(figures.growth_kib) / KIB:.0f} ({max(figures.peak_kib) / KIB:.0f})",
             f"{figures.admit_s * 1000:.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -241,46 +392,9 @@ def overhead_tables(results: dict[int, SizeFigures], days: dict[int, int]) -> st
 # --- 2. a simulated day ------------------------------------------------------------------------------------------
 
 
-class WaitingExecutor(ThreadPoolExecutor):
-    """The default executor, recording how long each job waited for a free worker."""
-
-    def __init__(self, max_workers: int | None = None) -> None:
-        super().__init__(max_workers=max_workers)
-        self.waits: list[float] = []
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        queued = time.perf_counter()
-
-        def timed() -> Any:
-            self.waits.append(time.perf_counter() - queued)
-            return fn(*args, **kwargs)
-
-        return super().submit(timed)
-
-
-async def watch_loop(stop: asyncio.Event, lags: list[float], interval: float = 0.01) -> None:
-    """Sample how late the event loop wakes a sleeper (lag = how busy the loop is), until `stop` or a bound."""
-    for _ in range(int(MAX_TICK_SECONDS / interval)):
-        if stop.is_set():
-            return
-        started = time.perf_counter()
-        await asyncio.sleep(interval)
-        lags.append(time.perf_counter() - started - interval)
-
-
-def _status_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field_name}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field_name} in /proc/self/status")
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
-
-
-async def simulate_day(base: Path, residents: int, latency: float, concurrency: int, workers: int | None) -> dict[str, Any]:
+async def simulate_day(
+    base: Path, residents: int, latency: float, concurrency: int, workers: int | None
+) -> dict[str, Any]:
     executor = WaitingExecutor(workers)
     asyncio.get_running_loop().set_default_executor(executor)
     with tempfile.TemporaryDirectory(dir=base, prefix="ftm-bench-runs-") as tmp:
@@ -296,7 +410,9 @@ async def simulate_day(base: Path, residents: int, latency: float, concurrency: 
             day_start = clock.now() - clock.now() % DAY_SECONDS
             clock.advance(day_start + 23 * 3600 - clock.now())  # past the 06:00-18:00 window: everyone is due
             db_bytes = sum(p.stat().st_size for p in data_dir.root.glob("ftm.db*"))
+            db, durations = watch_database(node.db), watch_runs(node.engine)
             executor.waits.clear()
+            executor.works.clear()
             lags: list[float] = []
             stop = asyncio.Event()
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -305,33 +421,39 @@ async def simulate_day(base: Path, residents: int, latency: float, concurrency: 
             started = time.perf_counter()
             outcomes = await asyncio.wait_for(node.scheduler.tick(), MAX_TICK_SECONDS)
             wall = time.perf_counter() - started
+            peak = _status_kib("VmHWM")
             stop.set()
             await watcher
-            peak = _status_kib("VmHWM")
-    states = Counter(outcome.state for outcome in outcomes)
-    ideal = provider.calls * latency / concurrency
+    runs = max(1, len(outcomes))
     return {
         "residents": residents,
-        "runs": len(outcomes),
-        "states": dict(states),
+        "states": dict(Counter(outcome.state for outcome in outcomes)),
         "calls": provider.calls,
         "wall_s": wall,
-        "ideal_s": ideal,
+        "ideal_s": provider.calls * latency / concurrency,
         "admit_ms": admit_s / residents * 1000,
+        # With identical runs, slots free in waves of `concurrency`: the last wave may be part-filled.
+        "waves_s": math.ceil(residents / concurrency) * provider.calls / runs * latency,
         # Mean provider calls in flight; with every slot busy in a call it would equal `concurrency`.
         "in_flight": provider.call_seconds / wall,
-        # Time a run held its slot outside provider calls (claim, open, tools, commit), per run.
-        "slot_outside_calls_ms": (concurrency * wall - provider.call_seconds) / max(1, len(outcomes)) * 1000,
-        "rss_before_mib": rss_before / KIB,
-        "growth_mib": (peak - rss_before) / KIB,
-        "db_mib": db_bytes / MIB,
+        # Time a run spent outside provider calls (claim, open, context, tools, seal, commit), per run.
+        "outside_ms": (sum(durations) - provider.call_seconds) / runs * 1000,
+        "transactions": len(db.waits) / runs,
+        "writer_wait_ms": sum(db.waits) / runs * 1000,
+        "writer_hold_ms": sum(db.holds) / runs * 1000,
+        "writer_busy": sum(db.holds) / wall,
+        "reads": len(db.reads) / runs,
+        "read_ms": sum(db.reads) / runs * 1000,
+        "work_ms": sum(executor.works) / runs * 1000,
         "lag_p99_ms": percentile(lags, 0.99) * 1000,
         "lag_max_ms": max(lags, default=0.0) * 1000,
-        "lag_total_s": sum(lags),
-        "jobs": len(executor.waits),
+        "jobs": len(executor.waits) / runs,
         "wait_p99_ms": percentile(executor.waits, 0.99) * 1000,
         "wait_max_ms": max(executor.waits, default=0.0) * 1000,
         "workers": executor._max_workers,
+        "rss_before_mib": rss_before / KIB,
+        "growth_mib": (peak - rss_before) / KIB,
+        "db_mib": db_bytes / MIB,
     }
 
 
@@ -344,38 +466,45 @@ def day_in_child(base: Path, residents: int, latency: float, concurrency: int, w
 
 
 def day_tables(days: list[dict[str, Any]], latency: float, concurrency: int) -> str:
-    lines = [
+    rows = [
         f"| residents | runs completed | provider calls | wall s | ideal s (calls x {latency:g} s / {concurrency}) "
-        "| wall / ideal | calls in flight | slot time outside calls ms/run | loop lag p99 / max ms "
-        "| executor wait p99 / max ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| wall / ideal | whole waves s (ceil(N / {concurrency}) x calls/run x {latency:g} s) | wall / waves "
+        "| calls in flight (mean) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for day in days:
-        cells = [
-            f"{day['residents']:,}",
-            f"{day['states'].get('completed', 0):,}",
-            f"{day['calls']:,}",
-            f"{day['wall_s']:.1f}",
-            f"{day['ideal_s']:.1f}",
-            f"{day['wall_s'] / day['ideal_s']:.3f}",
-            f"{day['in_flight']:.1f}",
-            f"{day['slot_outside_calls_ms']:.0f}",
-            f"{day['lag_p99_ms']:.1f} / {day['lag_max_ms']:.1f}",
-            f"{day['wait_p99_ms']:.1f} / {day['wait_max_ms']:.1f} ({day['jobs']:,} jobs, {day['workers']} workers)",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+        cells = [f"{day['residents']:,}", f"{day['states'].get('completed', 0):,}", f"{day['calls']:,}"]
+        cells += [f"{day['wall_s']:.1f}", f"{day['ideal_s']:.1f}", f"{day['wall_s'] / day['ideal_s']:.3f}"]
+        cells += [f"{day['waves_s']:.1f}", f"{day['wall_s'] / day['waves_s']:.3f}", f"{day['in_flight']:.1f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    rows += [
         "",
-        "| residents | database MiB | RSS before the tick MiB | peak RSS growth in the tick MiB | KiB per resident |",
-        "|---|---|---|---|---|",
+        "| residents | run time outside calls ms/run | writer queue ms/run | writer hold ms/run (transactions) "
+        "| reads ms/run (reads) | worker-thread work ms/run (jobs) | writer busy | loop lag p99 / max ms "
+        "| executor wait p99 / max ms (workers) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for day in days:
+        cells = [f"{day['residents']:,}", f"{day['outside_ms']:.0f}", f"{day['writer_wait_ms']:.1f}"]
+        cells.append(f"{day['writer_hold_ms']:.1f} ({day['transactions']:.0f})")
+        cells.append(f"{day['read_ms']:.1f} ({day['reads']:.0f})")
+        cells.append(f"{day['work_ms']:.1f} ({day['jobs']:.0f})")
+        cells.append(f"{day['writer_busy']:.0%}")
+        cells.append(f"{day['lag_p99_ms']:.1f} / {day['lag_max_ms']:.1f}")
+        cells.append(f"{day['wait_p99_ms']:.1f} / {day['wait_max_ms']:.1f} ({day['workers']})")
+        rows.append("| " + " | ".join(cells) + " |")
+    rows += [
+        "",
+        "| residents | admit ms each | database MiB | RSS before the tick MiB | peak RSS growth in the tick MiB "
+        "| KiB per resident |",
+        "|---|---|---|---|---|---|",
     ]
     for day in days:
         per = day["growth_mib"] * KIB / day["residents"]
-        lines.append(
-            f"| {day['residents']:,} | {day['db_mib']:.1f} | {day['rss_before_mib']:.1f} | {day['growth_mib']:.1f} "
-            f"| {per:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+        cells = [f"{day['residents']:,}", f"{day['admit_ms']:.1f}", f"{day['db_mib']:.1f}"]
+        cells += [f"{day['rss_before_mib']:.1f}", f"{day['growth_mib']:.1f}", f"{per:.1f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
 # --- the command -------------------------------------------------------------------------------------------------
@@ -393,19 +522,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.child_day:
         residents, latency, concurrency, workers = args.child_day
-        figures = asyncio.run(
+        day = asyncio.run(
             simulate_day(args.data_dir, int(residents), float(latency), int(concurrency), int(workers) or None)
         )
-        sys.stdout.write(json.dumps(figures) + "\n")
+        sys.stdout.write(json.dumps(day) + "\n")
         return
 
     out = sys.stdout.write
-    out(f"Run benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, data in {args.data_dir}\n\n")
+    load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+    out(f"Run benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, data in {args.data_dir}, ")
+    out(f"load average {load} at start\n\n")
     days = {10 * 1000: 21, MIB: 11} | ({} if args.quick else {100 * MIB: 5})
-    results: dict[int, SizeFigures] = {}
-    for size, count in days.items():
-        results[size] = asyncio.run(measure_size(args.data_dir, size, count, args.profile))
-    out(overhead_tables(results, days))
+    results = {size: asyncio.run(measure_size(args.data_dir, size, n, args.profile)) for size, n in days.items()}
+    out(overhead_table(results, days))
     for size, figures in results.items():
         if figures.profile:
             out(f"\nProfile of one run, {size_label(size)} persona (event-loop thread only):\n\n```\n")
@@ -413,10 +542,9 @@ def main() -> None:
     sys.stdout.flush()
 
     counts = (64, 128, 256) if args.quick else (250, 500, 1000)
-    simulated = []
-    for residents in counts:
-        simulated.append(day_in_child(args.data_dir, residents, args.latency, args.concurrency, args.workers))
+    simulated = [day_in_child(args.data_dir, n, args.latency, args.concurrency, args.workers) for n in counts]
     out("\n" + day_tables(simulated, args.latency, args.concurrency))
+    out(f"\nLoad average {'/'.join(f'{value:.1f}' for value in os.getloadavg())} at the end.\n")
 
 
 if __name__ == "__main__":

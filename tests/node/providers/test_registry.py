@@ -26,11 +26,14 @@ async def test_only_providers_with_keys_are_built() -> None:
 
 
 async def test_local_server_needs_only_a_base_url() -> None:
-    settings = ProvidersSettings(local_base_url="http://127.0.0.1:11434/v1", local_name="ollama")
-    providers = build_providers(settings, {}, local_models_without_tools=frozenset({"gemma:2b"}))
+    settings = ProvidersSettings(
+        local_base_url="http://127.0.0.1:11434/v1", local_name="ollama", local_models_without_tools=" gemma:2b, phi "
+    )
+    providers = build_providers(settings, {})
     local = providers["ollama"]
     assert isinstance(local, OpenAIChatProvider) and local.name == "ollama"
-    assert not local.supports_tools("gemma:2b") and local.supports_tools("llama3.1")
+    assert not local.supports_tools("gemma:2b") and not local.supports_tools("phi")
+    assert local.supports_tools("llama3.1")
     await local.close()
 
 
