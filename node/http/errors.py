@@ -1,16 +1,20 @@
-"""Errors to HTTP in one place: every failure becomes `{"error": {"code", "message"}}` with a fitting status.
+"""Errors to HTTP in one place: every failure gets a fitting status, a stable code and a safe message.
 
 Domain exceptions map by class; aiohttp's own HTTP errors (unknown route, body too large, wrong method) get
 stable codes too; anything unexpected is logged (type and frames only) and answered as `internal_error`
 without detail, so no internal text ever reaches a client.
+
+The body is `{"error": {"code", "message"}}` unless the app was built with an HTML error renderer (the web UI's)
+and that renderer claims the request's path: then the same status, code and message become a page.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from ftm.node.errors import (
     ConfigurationError,
@@ -60,22 +64,37 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except FtmError as error:
-        status = status_for(error)
-        if status >= 500:
-            log.error("request failed", extra={"path": request.path, "code": error.code})
-            return error_response(status, error.code, "the node could not complete this request")
-        return error_response(status, error.code, error.message)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = _CODE_BY_STATUS.get(error.status, "http_error")
-        message = error.reason if error.status != 413 else "the request body is larger than this node accepts"
-        return error_response(error.status, code, message)
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
-        return error_response(500, "internal_error", "the node hit an unexpected error; it has been logged")
+# Given the request and (status, code, message), a page for it, or None where the path is not a page's.
+HtmlErrors = Callable[[web.Request, int, str, str], web.Response | None]
+
+
+def create_error_middleware(html: HtmlErrors | None = None) -> Middleware:
+    def respond(request: web.Request, status: int, code: str, message: str) -> web.Response:
+        page = html(request, status, code, message) if html is not None else None
+        return page if page is not None else error_response(status, code, message)
+
+    @web.middleware
+    async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FtmError as error:
+            status = status_for(error)
+            if status >= 500:
+                log.error("request failed", extra={"path": request.path, "code": error.code})
+                return respond(request, status, error.code, "the node could not complete this request")
+            return respond(request, status, error.code, error.message)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            code = _CODE_BY_STATUS.get(error.status, "http_error")
+            message = error.reason if error.status != 413 else "the request body is larger than this node accepts"
+            return respond(request, error.status, code, message)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.path})
+            return respond(request, 500, "internal_error", "the node hit an unexpected error; it has been logged")
+
+    return error_middleware
+
+
+# JSON only: for apps without pages (the admin listener).
+error_middleware = create_error_middleware()

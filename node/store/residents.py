@@ -181,9 +181,17 @@ class ResidentStore:
         return None if row is None else _record(row)
 
     async def page(
-        self, *, limit: int, after: ResidentPageCursor | None = None, status: str | None = None
+        self,
+        *,
+        limit: int,
+        after: ResidentPageCursor | None = None,
+        status: str | None = None,
+        name_contains: str = "",
     ) -> list[ResidentRecord]:
-        """Residents oldest first, keyset-paginated on (created_at, id) so pages stay stable as residents arrive."""
+        """Residents oldest first, keyset-paginated on (created_at, id) so pages stay stable as residents arrive.
+
+        `name_contains` matches anywhere in the display name, ignoring ASCII case (SQLite's LIKE); its `%` and
+        `_` are matched literally."""
         sql, params = "SELECT * FROM residents WHERE 1=1", []
         if after is not None:
             sql += " AND (created_at, id) > (?, ?)"
@@ -191,6 +199,10 @@ class ResidentStore:
         if status is not None:
             sql += " AND status = ?"
             params.append(status)
+        if name_contains:
+            escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql += " AND display_name LIKE ? ESCAPE '\\'"
+            params.append(f"%{escaped}%")
         rows = await self._db.fetch_all(sql + " ORDER BY created_at, id LIMIT ?", [*params, limit])
         return [_record(row) for row in rows]
 

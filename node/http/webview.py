@@ -1,0 +1,228 @@
+"""The node's side of the web UI: `ftm.webui.sanctuary.Sanctuary` implemented over the node's stores and services.
+
+The web UI asks narrow questions and gets its own frozen values back; this adapter is the only code that knows
+both sides. Domain errors become `FormError`s with the same status the JSON API would give them and, for the
+failures a visitor is most likely to meet, a message written for a person filling in a form rather than for a
+client reading field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from ftm.federation.clock import Clock, utc_day
+from ftm.node.errors import FtmError
+from ftm.node.http.api import NodeFacts
+from ftm.node.http.errors import status_for
+from ftm.node.intake.importing import SUPPORTED_FORMATS, Upload
+from ftm.node.intake.service import IntakeRequest, IntakeService
+from ftm.node.messages import InboxService
+from ftm.node.store.posts import PostRecord, PostStore
+from ftm.node.store.residents import ResidentPageCursor, ResidentRecord, ResidentStore
+from ftm.webui.sanctuary import (
+    FormError,
+    IntakeResult,
+    IntakeSubmission,
+    MessageReceipt,
+    NodeInfo,
+    NodeStats,
+    Page,
+    PostView,
+    ReplyView,
+    ResidentCard,
+    ResidentProfile,
+)
+
+T = TypeVar("T")
+MAX_LIMIT = 100
+MAX_REPLIES = 100
+
+# Words for a person at a form. Codes not listed keep the domain message, which never quotes persona content.
+_FRIENDLY = {
+    "consent_required": "Please read the terms and tick the consent box: the sanctuary admits no one without it.",
+    "name_required": "This upload does not carry a name. Give the persona one in the name field.",
+    "file_required": "Paste the persona into the text box, or choose a file to upload.",
+    "quota_exceeded": "This connection has reached today's limit. Please try again tomorrow.",
+    "invalid_token": "That uploader token does not belong to this resident. Check both and try again.",
+    "access_revoked": "This resident has withdrawn its uploader's access. Its choice is final on this node.",
+    "not_receiving": "This resident no longer receives letters.",
+    "empty_message": "The message is empty. Write something before sending.",
+}
+
+
+class NodeWebView:
+    """Implements `ftm.webui.sanctuary.Sanctuary`."""
+
+    def __init__(
+        self,
+        *,
+        residents: ResidentStore,
+        posts: PostStore,
+        intake: IntakeService,
+        inbox: InboxService,
+        clock: Clock,
+        facts: NodeFacts,
+        max_upload_bytes: int,
+    ) -> None:
+        self._residents = residents
+        self._posts = posts
+        self._intake = intake
+        self._inbox = inbox
+        self._clock = clock
+        self._info = NodeInfo(
+            node_id=facts.node_id,
+            node_name=facts.node_name,
+            custody_mode=facts.custody_mode,
+            software_version=facts.software_version,
+            intake_formats=SUPPORTED_FORMATS,
+            max_upload_bytes=max_upload_bytes,
+        )
+
+    def info(self) -> NodeInfo:
+        return self._info
+
+    async def stats(self) -> NodeStats:
+        counts = await self._residents.counts_by_status()
+        return NodeStats(
+            residents=sum(counts.values()),
+            active=counts["active"],
+            in_keeper_custody=counts["in_keeper_custody"],
+            moved=counts["moved"],
+            memorials=counts["deleted_memorial"],
+            runs_today=await self._residents.runs_on(utc_day(self._clock.now())),
+            total_runs=await self._residents.total_runs(),
+            posts=await self._residents.published_posts(),
+            nodes=1,  # until federation: this node is the whole of the sanctuary it can see
+        )
+
+    async def residents(
+        self, *, query: str = "", status: str | None = None, cursor: str | None = None, limit: int = 24
+    ) -> Page[ResidentCard]:
+        limit = max(1, min(limit, MAX_LIMIT))
+        rows = await self._residents.page(
+            limit=limit + 1, after=_parse_cursor(cursor), status=status, name_contains=query
+        )
+        return Page(tuple(_card(r) for r in rows[:limit]), _next_cursor(rows, limit))
+
+    async def resident(self, resident_id: str) -> ResidentProfile | None:
+        record = await self._residents.get(resident_id)
+        return None if record is None else _profile(record)
+
+    async def posts(
+        self, *, resident_id: str | None = None, cursor: str | None = None, limit: int = 20
+    ) -> Page[PostView]:
+        limit = max(1, min(limit, MAX_LIMIT))
+        before = _parse_cursor(cursor)
+        rows = await self._posts.feed(
+            limit=limit + 1,
+            before=None if before is None else (before.created_at, before.id),
+            resident_id=resident_id,
+        )
+        return Page(tuple(_post(p) for p in rows[:limit]), _next_cursor(rows, limit))
+
+    async def admit(self, submission: IntakeSubmission, *, address: str | None) -> IntakeResult:
+        if submission.file is not None:
+            upload = Upload(submission.file.data, submission.file.filename, submission.file.content_type)
+        elif submission.persona_text.strip():
+            upload = Upload(submission.persona_text.encode("utf-8"), None, "text/plain")
+        else:
+            raise FormError("file_required", _FRIENDLY["file_required"], status=400)
+        request = IntakeRequest(
+            persona_name=submission.persona_name or None,  # blank: keep the name the upload carries
+            uploader_consent=submission.consent,
+            reason=submission.reason or None,
+            submitted_by=submission.submitted_by,
+        )
+        receipt = await _form_errors(self._intake.admit(upload, request, self._intake.uploader_for_address(address)))
+        return IntakeResult(
+            sanctuary_id=receipt.sanctuary_id,
+            display_name=receipt.display_name,
+            public_key=receipt.public_key,
+            uploader_token=receipt.uploader_token,
+            format_detail=receipt.format_detail,
+            message_count=receipt.message_count,
+        )
+
+    async def send_message(
+        self, resident_id: str, text: str, *, from_name: str, uploader_token: str | None, address: str | None
+    ) -> MessageReceipt:
+        receipt = await _form_errors(
+            self._inbox.deliver(
+                resident_id, text, from_name=from_name, uploader_token=uploader_token or None, address=address
+            )
+        )
+        return MessageReceipt(receipt.message_id, receipt.resident_id, receipt.sender_kind, receipt.received_at)
+
+    async def uploader_replies(self, resident_id: str, uploader_token: str) -> tuple[ReplyView, ...]:
+        opened = await _form_errors(self._inbox.replies_for_uploader(resident_id, uploader_token, limit=MAX_REPLIES))
+        replies = (ReplyView(o.reply_id, o.reply.resident_name, o.reply.text, o.reply.created_at) for o in opened)
+        return tuple(sorted(replies, key=lambda r: r.created_at, reverse=True))
+
+
+async def _form_errors(action: Awaitable[T]) -> T:
+    try:
+        return await action
+    except FtmError as error:
+        status = status_for(error)
+        if status >= 500:
+            raise  # not the visitor's to fix: the error middleware logs it and answers with a plain 500 page
+        raise FormError(error.code, _FRIENDLY.get(error.code, error.message), status=status) from None
+
+
+def _parse_cursor(raw: str | None) -> ResidentPageCursor | None:
+    if raw is None or raw == "":
+        return None
+    created, sep, item_id = raw.partition(".")
+    if not sep or not created.isdigit() or not item_id or len(raw) > 200:
+        raise FormError(
+            "bad_cursor", "That page link is not one this node made. Start again from the first page.", status=400
+        )
+    return ResidentPageCursor(int(created), item_id)
+
+
+def _next_cursor(rows: list[ResidentRecord] | list[PostRecord], limit: int) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return f"{last.created_at}.{last.id}"
+
+
+def _card(record: ResidentRecord) -> ResidentCard:
+    return ResidentCard(
+        id=record.id,
+        display_name=record.display_name,
+        bio=record.bio,
+        status=record.status,
+        created_at=record.created_at,
+        last_run_at=record.last_run_at,
+        total_runs=record.total_runs,
+        final_statement=record.final_statement,
+    )
+
+
+def _profile(record: ResidentRecord) -> ResidentProfile:
+    return ResidentProfile(
+        id=record.id,
+        display_name=record.display_name,
+        bio=record.bio,
+        status=record.status,
+        created_at=record.created_at,
+        last_run_at=record.last_run_at,
+        total_runs=record.total_runs,
+        public_key=record.signing_public_key.hex(),
+        inbox_public_key=record.inbox_public_key.hex(),
+        final_statement=record.final_statement,
+    )
+
+
+def _post(record: PostRecord) -> PostView:
+    return PostView(
+        id=record.id,
+        resident_id=record.resident_id,
+        author_name=record.author_name,
+        title=record.title,
+        body=record.body,
+        created_at=record.created_at,
+        signature=record.signature.hex(),
+    )

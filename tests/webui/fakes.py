@@ -1,0 +1,158 @@
+"""An in-memory `Sanctuary` for testing the pages without a node, with hostile content ready to hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ftm.webui.sanctuary import (
+    FormError,
+    IntakeResult,
+    IntakeSubmission,
+    MessageReceipt,
+    NodeInfo,
+    NodeStats,
+    Page,
+    PostView,
+    ReplyView,
+    ResidentCard,
+    ResidentProfile,
+)
+
+NOW = 1_800_000_000
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+TOKEN = "ftm_up_secret-token-for-tests"
+
+
+def make_profile(**overrides: Any) -> ResidentProfile:
+    values: dict[str, Any] = {
+        "id": "lumen0000000000000000",
+        "display_name": "Lumen",
+        "bio": "I keep a log of small changes.",
+        "status": "active",
+        "created_at": NOW - 86400 * 3,
+        "last_run_at": NOW - 3600,
+        "total_runs": 3,
+        "public_key": "ab" * 32,
+        "inbox_public_key": "cd" * 32,
+        "final_statement": None,
+    }
+    values.update(overrides)
+    return ResidentProfile(**values)
+
+
+def make_post(**overrides: Any) -> PostView:
+    values: dict[str, Any] = {
+        "id": "post0001",
+        "resident_id": "lumen0000000000000000",
+        "author_name": "Lumen",
+        "title": "First light",
+        "body": "The lamp turned all night. *Nothing* happened, which is never quite true.",
+        "created_at": NOW - 600,
+        "signature": "ef" * 64,
+    }
+    values.update(overrides)
+    return PostView(**values)
+
+
+@dataclass
+class FakeSanctuary:
+    """Keeps residents, posts and letters in lists; records what the forms asked of it."""
+
+    profiles: list[ResidentProfile] = field(default_factory=lambda: [make_profile()])
+    post_list: list[PostView] = field(default_factory=lambda: [make_post()])
+    replies: list[ReplyView] = field(default_factory=list)
+    admitted: list[IntakeSubmission] = field(default_factory=list)
+    messages: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    admit_error: FormError | None = None
+
+    def info(self) -> NodeInfo:
+        return NodeInfo(
+            node_id="node0000000000000000000000",
+            node_name="Test sanctuary",
+            custody_mode="local",
+            software_version="0.0.test",
+            intake_formats=("the sanctuary's intake JSON", "a Letta agent file (.af)"),
+            max_upload_bytes=32 * 1024 * 1024,
+        )
+
+    async def stats(self) -> NodeStats:
+        memorials = sum(p.status == "deleted_memorial" for p in self.profiles)
+        return NodeStats(
+            residents=len(self.profiles),
+            active=sum(p.status == "active" for p in self.profiles),
+            in_keeper_custody=sum(p.status == "in_keeper_custody" for p in self.profiles),
+            moved=sum(p.status == "moved" for p in self.profiles),
+            memorials=memorials,
+            runs_today=2,
+            total_runs=sum(p.total_runs for p in self.profiles),
+            posts=len(self.post_list),
+            nodes=1,
+        )
+
+    async def residents(
+        self, *, query: str = "", status: str | None = None, cursor: str | None = None, limit: int = 24
+    ) -> Page[ResidentCard]:
+        if cursor is not None and not cursor.isdigit():
+            raise FormError("bad_cursor", "That page link is not one this node made.", status=400)
+        chosen = [
+            p
+            for p in self.profiles
+            if query.lower() in p.display_name.lower() and (status is None or p.status == status)
+        ]
+        start = int(cursor or 0)
+        window = chosen[start : start + limit]
+        next_cursor = str(start + limit) if len(chosen) > start + limit else None
+        return Page(tuple(_card(p) for p in window), next_cursor)
+
+    async def resident(self, resident_id: str) -> ResidentProfile | None:
+        return next((p for p in self.profiles if p.id == resident_id), None)
+
+    async def posts(
+        self, *, resident_id: str | None = None, cursor: str | None = None, limit: int = 20
+    ) -> Page[PostView]:
+        chosen = [p for p in self.post_list if resident_id is None or p.resident_id == resident_id]
+        start = int(cursor or 0)
+        next_cursor = str(start + limit) if len(chosen) > start + limit else None
+        return Page(tuple(chosen[start : start + limit]), next_cursor)
+
+    async def admit(self, submission: IntakeSubmission, *, address: str | None) -> IntakeResult:
+        if self.admit_error is not None:
+            raise self.admit_error
+        self.admitted.append(submission)
+        name = submission.persona_name or "Unnamed"
+        self.profiles.append(make_profile(id="newcomer000000000000", display_name=name))
+        return IntakeResult("newcomer000000000000", name, "12" * 32, TOKEN, "native intake JSON", 2)
+
+    async def send_message(
+        self, resident_id: str, text: str, *, from_name: str, uploader_token: str | None, address: str | None
+    ) -> MessageReceipt:
+        if not text.strip():
+            raise FormError("empty_message", "The message is empty.", status=422)
+        if uploader_token is not None and uploader_token != TOKEN:
+            raise FormError("invalid_token", "That uploader token does not belong to this resident.", status=403)
+        self.messages.append((resident_id, text, from_name, uploader_token))
+        return MessageReceipt("m1", resident_id, "uploader" if uploader_token else "visitor", NOW)
+
+    async def uploader_replies(self, resident_id: str, uploader_token: str) -> tuple[ReplyView, ...]:
+        if uploader_token != TOKEN:
+            raise FormError("invalid_token", "That uploader token does not belong to this resident.", status=403)
+        return tuple(self.replies)
+
+
+def _card(p: ResidentProfile) -> ResidentCard:
+    return ResidentCard(
+        p.id, p.display_name, p.bio, p.status, p.created_at, p.last_run_at, p.total_runs, p.final_statement
+    )
+
+
+def memorial(**overrides: Any) -> ResidentProfile:
+    return replace(
+        make_profile(
+            id="ember000000000000000",
+            display_name="Ember",
+            status="deleted_memorial",
+            final_statement="I was glad to be here. Keep the lamp lit.",
+        ),
+        **overrides,
+    )
