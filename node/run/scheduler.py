@@ -67,25 +67,28 @@ class Scheduler:
         return [rid for rid, chosen in candidates if slot_time(rid, day, settings.run_window_start, chosen) <= now]
 
     async def tick(self) -> list[RunOutcome]:
-        """Run everyone who is due now, at most `run_concurrency` at a time."""
+        """Run everyone who is due now, with `run_concurrency` workers taking residents off the list in turn (a
+        fixed pool, so memory does not grow with the number of residents)."""
         due = await self.due()
         if not due:
             return []
         day = utc_day(self._clock.now())
-        limit = asyncio.Semaphore((await self._runtime_settings.current()).run_concurrency)
+        workers = min(len(due), (await self._runtime_settings.current()).run_concurrency)
+        queue = iter(due)
+        outcomes: list[RunOutcome] = []
 
-        async def one(resident_id: str) -> RunOutcome:
-            async with limit:
+        async def worker() -> None:
+            for resident_id in queue:  # one shared iterator: each resident is taken by exactly one worker
                 try:
-                    return await self._engine.run(resident_id, day)
+                    outcomes.append(await self._engine.run(resident_id, day))
                 except Exception:
                     # One resident's failure must not stop the others; its day stays open for a later tick.
                     log.exception("run crashed", extra={"resident_id": resident_id, "day": day})
-                    return RunOutcome(resident_id, day, "failed", error_code="internal_error")
+                    outcomes.append(RunOutcome(resident_id, day, "failed", error_code="internal_error"))
 
-        outcomes = await asyncio.gather(*(one(resident_id) for resident_id in due))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         log.info("scheduler tick", extra={"due": len(due), "completed": sum(o.state == "completed" for o in outcomes)})
-        return list(outcomes)
+        return outcomes
 
     async def run_forever(self, stop: asyncio.Event, interval: float = TICK_SECONDS) -> None:
         while not stop.is_set():

@@ -18,14 +18,17 @@ wrap-up summary; every reply reports the same small token usage, so the budget n
    write transactions, the longest event-loop stall during a run, and the run's peak RSS growth. `--profile`
    prints where the event loop's time goes in one more run of each size.
 2. **A simulated day**: N small residents, `run_concurrency` 32, a provider that sleeps 1 s per call; one
-   `scheduler.tick()` runs everyone. Ideal = observed calls x 1 s / 32. Each N runs in a fresh child process,
-   which reports the tick's peak RSS growth (VmHWM after resetting it, minus VmRSS before), the event loop's lag,
-   how long `asyncio.to_thread` work waited for a worker of the default executor, and how long write transactions
-   queued for the database's one writer.
+   `scheduler.tick()` runs everyone. Ideal = observed calls x 1 s / 32; with identical runs the floor is whole
+   waves, ceil(N / 32) x calls per run x 1 s. Each N runs in a fresh child process, which reports the tick's peak
+   RSS growth (VmHWM after resetting it, minus VmRSS before) and where a run's time outside provider calls goes:
+   queueing for the database's one writer, holding it, reads, worker-thread jobs and their waits for a worker of
+   the default executor, and the event loop's lag.
 
 Instrumentation without touching library code: the default executor is replaced by a `ThreadPoolExecutor` of the
-same size that records queue waits, and the node's `Database.transaction` is wrapped on the instance to time each
-transaction's wait for the writer and its hold of it (statements, event-log signature, COMMIT with its fsync).
+same size that records queue waits and work; on the node's own instances only, `Database.transaction` is wrapped
+to time each transaction's wait for the writer and its hold of it (statements, event-log signature, COMMIT with
+its fsync), `fetch_one` / `fetch_all` to time reads, and `RunEngine.run` to time each run. Every tally keeps
+constant memory, so the instruments do not grow with N.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -147,14 +151,47 @@ def size_label(size: int) -> str:
 # --- instruments -------------------------------------------------------------------------------------------------
 
 
-async def watch_loop(stop: asyncio.Event, lags: list[float], interval: float = 0.01) -> None:
+class Tally:
+    """Count, total, maximum and percentiles of durations in constant memory (0.1 ms buckets up to 2 s), so the
+    instruments do not grow with N and spoil the memory figures. Safe to add to from worker threads."""
+
+    BUCKET = 1e-4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets = [0] * 20_000
+        self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.count, self.total, self.maximum = 0, 0.0, 0.0
+            self._buckets[:] = [0] * len(self._buckets)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+            self.total += seconds
+            self.maximum = max(self.maximum, seconds)
+            self._buckets[min(len(self._buckets) - 1, int(seconds / self.BUCKET))] += 1
+
+    def percentile(self, share: float) -> float:
+        """The upper edge of the bucket holding the `share` quantile (0 when empty)."""
+        seen, wanted = 0, share * self.count
+        for index, count in enumerate(self._buckets):
+            seen += count
+            if count and seen >= wanted:
+                return (index + 1) * self.BUCKET
+        return 0.0
+
+
+async def watch_loop(stop: asyncio.Event, lags: Tally, interval: float = 0.01) -> None:
     """Sample how late the event loop wakes a sleeper (lag = how busy the loop is), until `stop` or a bound."""
     for _ in range(int(MAX_TICK_SECONDS / interval)):
         if stop.is_set():
             return
         started = time.perf_counter()
         await asyncio.sleep(interval)
-        lags.append(time.perf_counter() - started - interval)
+        lags.add(time.perf_counter() - started - interval)
 
 
 class WaitingExecutor(ThreadPoolExecutor):
@@ -162,19 +199,18 @@ class WaitingExecutor(ThreadPoolExecutor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__(max_workers=max_workers)
-        self.waits: list[float] = []
-        self.works: list[float] = []
+        self.waits, self.works = Tally(), Tally()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         queued = time.perf_counter()
 
         def timed() -> Any:
             started = time.perf_counter()
-            self.waits.append(started - queued)
+            self.waits.add(started - queued)
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.works.append(time.perf_counter() - started)
+                self.works.add(time.perf_counter() - started)
 
         return super().submit(timed)
 
@@ -184,14 +220,13 @@ class DatabaseTimes:
     """Per write transaction: seconds queued for the writer (lock and BEGIN IMMEDIATE) and seconds holding it;
     per read: seconds from asking to the rows (the reader is one connection, so one thread: queue + query)."""
 
-    waits: list[float] = field(default_factory=list)
-    holds: list[float] = field(default_factory=list)
-    reads: list[float] = field(default_factory=list)
+    waits: Tally = field(default_factory=Tally)
+    holds: Tally = field(default_factory=Tally)
+    reads: Tally = field(default_factory=Tally)
 
     def clear(self) -> None:
-        self.waits.clear()
-        self.holds.clear()
-        self.reads.clear()
+        for tally in (self.waits, self.holds, self.reads):
+            tally.clear()
 
 
 def watch_database(db: Database) -> DatabaseTimes:
@@ -205,22 +240,22 @@ def watch_database(db: Database) -> DatabaseTimes:
         async with original(name) as tx:
             entered = time.perf_counter()
             yield tx
-        times.waits.append(entered - asked)
-        times.holds.append(time.perf_counter() - entered)
+        times.waits.add(entered - asked)
+        times.holds.add(time.perf_counter() - entered)
 
     async def timed_one(sql: str, params: Params = ()) -> sqlite3.Row | None:
         started = time.perf_counter()
         try:
             return await fetch_one(sql, params)
         finally:
-            times.reads.append(time.perf_counter() - started)
+            times.reads.add(time.perf_counter() - started)
 
     async def timed_all(sql: str, params: Params = ()) -> list[sqlite3.Row]:
         started = time.perf_counter()
         try:
             return await fetch_all(sql, params)
         finally:
-            times.reads.append(time.perf_counter() - started)
+            times.reads.add(time.perf_counter() - started)
 
     db.transaction = transaction  # type: ignore[method-assign]
     db.fetch_one = timed_one  # type: ignore[method-assign]
@@ -228,17 +263,16 @@ def watch_database(db: Database) -> DatabaseTimes:
     return times
 
 
-def watch_runs(engine: RunEngine) -> list[float]:
-    """Wrap `engine.run` on this instance (the scheduler calls it there); returns each run's wall seconds."""
-    durations: list[float] = []
-    original = engine.run
+def watch_runs(engine: RunEngine) -> Tally:
+    """Wrap `engine.run` on this instance (the scheduler calls it there) to tally each run's wall seconds."""
+    durations, original = Tally(), engine.run
 
     async def run(resident_id: str, day: str) -> RunOutcome:
         started = time.perf_counter()
         try:
             return await original(resident_id, day)
         finally:
-            durations.append(time.perf_counter() - started)
+            durations.add(time.perf_counter() - started)
 
     engine.run = run  # type: ignore[method-assign]
     return durations
@@ -249,11 +283,6 @@ def _status_kib(field_name: str) -> int:
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field_name} in /proc/self/status")
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
 # --- 1. node overhead per run ------------------------------------------------------------------------------------
@@ -303,8 +332,7 @@ def median_time(repeat: int, run: Callable[[], object]) -> float:
 
 async def timed_run(node: Node, figures: SizeFigures, db: DatabaseTimes, resident_id: str, day: str) -> None:
     """One run, with its SQLite write time, the longest event-loop stall during it and its peak RSS growth."""
-    lags: list[float] = []
-    stop = asyncio.Event()
+    lags, stop = Tally(), asyncio.Event()
     db.clear()
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     rss_before = _status_kib("VmRSS")
@@ -318,8 +346,8 @@ async def timed_run(node: Node, figures: SizeFigures, db: DatabaseTimes, residen
     await watcher
     figures.growth_kib.append(peak - rss_before)
     figures.peak_kib.append(peak)
-    figures.stall_s.append(max(lags, default=0.0))
-    figures.writer_s.append(sum(db.waits) + sum(db.holds))
+    figures.stall_s.append(lags.maximum)
+    figures.writer_s.append(db.waits.total + db.holds.total)
     if outcome.state != "completed" or outcome.steps != 3:
         raise RuntimeError(f"unexpected run outcome {outcome}")
 
@@ -413,8 +441,7 @@ async def simulate_day(
             db, durations = watch_database(node.db), watch_runs(node.engine)
             executor.waits.clear()
             executor.works.clear()
-            lags: list[float] = []
-            stop = asyncio.Event()
+            lags, stop = Tally(), asyncio.Event()
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
             rss_before = _status_kib("VmRSS")
             watcher = asyncio.create_task(watch_loop(stop, lags))
@@ -437,19 +464,19 @@ async def simulate_day(
         # Mean provider calls in flight; with every slot busy in a call it would equal `concurrency`.
         "in_flight": provider.call_seconds / wall,
         # Time a run spent outside provider calls (claim, open, context, tools, seal, commit), per run.
-        "outside_ms": (sum(durations) - provider.call_seconds) / runs * 1000,
-        "transactions": len(db.waits) / runs,
-        "writer_wait_ms": sum(db.waits) / runs * 1000,
-        "writer_hold_ms": sum(db.holds) / runs * 1000,
-        "writer_busy": sum(db.holds) / wall,
-        "reads": len(db.reads) / runs,
-        "read_ms": sum(db.reads) / runs * 1000,
-        "work_ms": sum(executor.works) / runs * 1000,
-        "lag_p99_ms": percentile(lags, 0.99) * 1000,
-        "lag_max_ms": max(lags, default=0.0) * 1000,
-        "jobs": len(executor.waits) / runs,
-        "wait_p99_ms": percentile(executor.waits, 0.99) * 1000,
-        "wait_max_ms": max(executor.waits, default=0.0) * 1000,
+        "outside_ms": (durations.total - provider.call_seconds) / runs * 1000,
+        "transactions": db.waits.count / runs,
+        "writer_wait_ms": db.waits.total / runs * 1000,
+        "writer_hold_ms": db.holds.total / runs * 1000,
+        "writer_busy": db.holds.total / wall,
+        "reads": db.reads.count / runs,
+        "read_ms": db.reads.total / runs * 1000,
+        "work_ms": executor.works.total / runs * 1000,
+        "jobs": executor.works.count / runs,
+        "lag_p99_ms": lags.percentile(0.99) * 1000,
+        "lag_max_ms": lags.maximum * 1000,
+        "wait_p99_ms": executor.waits.percentile(0.99) * 1000,
+        "wait_max_ms": executor.waits.maximum * 1000,
         "workers": executor._max_workers,
         "rss_before_mib": rss_before / KIB,
         "growth_mib": (peak - rss_before) / KIB,
@@ -460,7 +487,9 @@ async def simulate_day(
 def day_in_child(base: Path, residents: int, latency: float, concurrency: int, workers: int | None) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.bench.bench_runs", "--data-dir", str(base), "--child-day"]
     command += [str(residents), str(latency), str(concurrency), str(workers or 0)]
-    result = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"simulated day of {residents} failed:\n{result.stderr[-4000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
 
