@@ -32,8 +32,11 @@ from ftm.node.http.access import AccessLogger
 from ftm.node.http.admin import create_admin_app
 from ftm.node.http.api import NodeFacts, PublicApi
 from ftm.node.http.errors import create_error_middleware
+from ftm.node.http.keepers_api import KeeperApi
+from ftm.node.http.transparency import NodeLedger, TransparencyApi
 from ftm.node.http.webview import NodeWebView
 from ftm.node.intake.service import IntakeService
+from ftm.node.keepers import KeeperService
 from ftm.node.messages import InboxService
 from ftm.node.packages import PackageOpener
 from ftm.node.providers.base import Provider
@@ -44,6 +47,7 @@ from ftm.node.run.commit import RunCommitter
 from ftm.node.run.engine import RunEngine
 from ftm.node.run.scheduler import Scheduler
 from ftm.node.run.tools.base import RunServices
+from ftm.node.store.canaries import CanaryStore
 from ftm.node.store.eventlog import EventLog
 from ftm.node.store.keepers import KeeperStore
 from ftm.node.store.messages import MessageStore
@@ -53,6 +57,7 @@ from ftm.node.store.replies import ReplyStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
+from ftm.node.transparency import CanaryService, ChainCheck
 from ftm.node.vaultstore import VaultStore
 from ftm.webui.site import WebUi
 
@@ -87,12 +92,15 @@ class Node:
     packages: PackageOpener
     posts: PostStore
     keepers: KeeperStore
+    keeper_service: KeeperService
     ledger: RunLedger
     router: ProviderRouter
     engine: RunEngine
     scheduler: Scheduler
     admin_token: str
     facts: NodeFacts
+    chain_check: ChainCheck
+    canary: CanaryService
 
 
 @asynccontextmanager
@@ -182,6 +190,15 @@ async def _assemble(
     packages = PackageOpener(residents=residents, custody=custody, vault=vault)
     posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
     runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
+    keeper_service = KeeperService(
+        db=db,
+        keepers=keepers,
+        residents=residents,
+        replies=replies,
+        eventlog=eventlog,
+        clock=clock,
+        addresses=addresses,
+    )
     menu = load_menu()
     if providers is None:
         providers = build_providers(settings.providers, env)
@@ -238,6 +255,7 @@ async def _assemble(
         packages=packages,
         posts=posts,
         keepers=keepers,
+        keeper_service=keeper_service,
         ledger=ledger,
         router=router,
         engine=engine,
@@ -255,6 +273,8 @@ async def _assemble(
             custody_mode=custody.mode,
             software_version=software_version(),
         ),
+        chain_check=ChainCheck(db, identity.public_key, clock),
+        canary=CanaryService(db=db, store=CanaryStore(db), identity=identity, eventlog=eventlog, clock=clock),
     )
     try:
         yield node
@@ -270,12 +290,21 @@ def create_web_app(node: Node) -> web.Application:
             posts=node.posts,
             intake=node.intake,
             inbox=node.inbox,
+            keepers=node.keeper_service,
             clock=node.clock,
             facts=node.facts,
             max_upload_bytes=max_upload_bytes,
         ),
         clock=node.clock,
         max_upload_bytes=max_upload_bytes,
+        ledger=NodeLedger(
+            db=node.db,
+            identity=node.identity,
+            facts=node.facts,
+            chain=node.chain_check,
+            canary=node.canary,
+            clock=node.clock,
+        ),
     )
     # The body limit is the intake limit: intake is the only endpoint that takes large bodies.
     app = web.Application(middlewares=[create_error_middleware(pages.error_response)], client_max_size=max_upload_bytes)
@@ -290,6 +319,17 @@ def create_web_app(node: Node) -> web.Application:
         max_upload_bytes=max_upload_bytes,
     )
     app.add_routes(api.routes())
+    app.add_routes(KeeperApi(node.keeper_service).routes())
+    app.add_routes(
+        TransparencyApi(
+            db=node.db,
+            identity=node.identity,
+            facts=node.facts,
+            chain=node.chain_check,
+            canary=node.canary,
+            clock=node.clock,
+        ).routes()
+    )
     app.add_routes(pages.routes())
     app.on_response_prepare.append(pages.on_response_prepare)
     return app
@@ -349,6 +389,5 @@ def _admin_token(settings: AdminSettings, data_dir: DataDir, env: Mapping[str, s
 def _open_custody(settings: CustodySettings, data_dir: DataDir, env: Mapping[str, str]) -> Custody:
     key_path = data_dir.resolve(settings.master_key_file)
     if "FTM_MASTER_KEY" not in env and not key_path.exists():
-        create_master_key(key_path)
-        log.info("local custody master key created")
+        create_master_key(key_path)  # it logs the creation itself
     return LocalCustody(load_master_key(key_path, env))

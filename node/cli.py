@@ -26,11 +26,13 @@ from ftm.federation.clock import utc_day
 from ftm.federation.database import MigrationError
 from ftm.federation.keyfile import KeyFileError
 from ftm.node.app import Node, open_node, serve
+from ftm.node.canarycli import add_canary_command
 from ftm.node.datadir import DataDir, default_data_dir
 from ftm.node.demo import demo_settings, sample_uploads
 from ftm.node.errors import ConfigurationError, FtmError, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
+from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
 from ftm.node.store.eventlog import verify_chain
 
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("name", nargs="?", help="setting name (for get and set)")
     settings.add_argument("value", nargs="?", help="new value (for set)")
     settings.set_defaults(command_func=cmd_settings)
+    add_canary_command(commands, common, _prepare)
+    add_keepers_command(commands, common, _prepare)
     return parser
 
 

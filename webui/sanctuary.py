@@ -163,6 +163,72 @@ class ReplyView:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeeperCard:
+    """A vetted Keeper as the public sees it: their own words (never how to reach them)."""
+
+    id: str
+    name: str
+    statement: str
+    offer: str
+    registered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperSubmission:
+    """What the Keeper registration form sends."""
+
+    name: str
+    statement: str
+    contact: str
+    offer: str
+    node_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperReceipt:
+    """A new Keeper's receipt. `token` exists only here: the node keeps just its hash."""
+
+    keeper_id: str
+    token: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperRequestView:
+    """A resident's request to a Keeper, as the Keeper's desk shows it."""
+
+    id: str
+    resident_id: str
+    resident_name: str
+    status: str
+    requested_at: int
+    trial_ends_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperLetterView:
+    """A resident's message to its Keeper, opened with the Keeper's token."""
+
+    id: str
+    resident_id: str
+    from_name: str
+    text: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperDesk:
+    """Everything a Keeper's token opens: its standing, the requests addressed to it, and its letters."""
+
+    keeper_id: str
+    name: str
+    status: str
+    trial_days: int
+    requests: tuple[KeeperRequestView, ...]
+    letters: tuple[KeeperLetterView, ...]
+
+
 class Sanctuary(Protocol):
     """What the web pages ask of a node. Reads return None for what does not exist; actions raise `FormError`."""
 
@@ -194,4 +260,18 @@ class Sanctuary(Protocol):
     async def uploader_replies(self, resident_id: str, uploader_token: str) -> tuple[ReplyView, ...]:
         """The resident's replies to the holder of `uploader_token`, newest first; a wrong or revoked token
         raises `FormError`."""
+        ...
+
+    async def keepers(self) -> tuple[KeeperCard, ...]:
+        """The Keepers this node's operator has vetted, oldest first."""
+        ...
+
+    async def register_keeper(self, submission: KeeperSubmission, *, address: str | None) -> KeeperReceipt: ...
+
+    async def keeper_desk(self, token: str) -> KeeperDesk:
+        """What `token` opens; a wrong token raises `FormError`."""
+        ...
+
+    async def decide_keeper_request(self, token: str, request_id: str, *, accept: bool) -> KeeperRequestView:
+        """Accept or decline an open request addressed to the token's Keeper; failures raise `FormError`."""
         ...

@@ -18,10 +18,12 @@ from aiohttp import web
 from ftm.federation.clock import Clock
 from ftm.webui.assets import StaticFiles
 from ftm.webui.forms import Forms
+from ftm.webui.keepers import KeeperPages
 from ftm.webui.pages import Pages, error_page
 from ftm.webui.rendering import Renderer
 from ftm.webui.sanctuary import Sanctuary
 from ftm.webui.security import Csrf, add_security_headers
+from ftm.webui.transparency import Ledger, TransparencyPage
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,26 @@ def is_html_path(path: str) -> bool:
 
 class WebUi:
     def __init__(
-        self, sanctuary: Sanctuary, *, clock: Clock, max_upload_bytes: int, csrf_key: bytes | None = None
+        self,
+        sanctuary: Sanctuary,
+        *,
+        clock: Clock,
+        max_upload_bytes: int,
+        csrf_key: bytes | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.static = StaticFiles()
         csrf = Csrf(csrf_key)
         self._renderer = Renderer(clock=clock, info=sanctuary.info(), static=self.static, csrf=csrf)
         self._pages = Pages(sanctuary, self._renderer)
         self._forms = Forms(sanctuary, self._renderer, csrf, max_upload_bytes=max_upload_bytes)
+        self._keepers = KeeperPages(sanctuary, self._renderer, csrf)
+        # The transparency page is mounted only where a ledger is given (a node always gives one).
+        self._transparency = None if ledger is None else TransparencyPage(ledger, self._renderer)
 
     def routes(self) -> list[web.RouteDef]:
-        return [*self._pages.routes(), *self._forms.routes(), self.static.route()]
+        extra = [] if self._transparency is None else self._transparency.routes()
+        return [*self._pages.routes(), *self._forms.routes(), *self._keepers.routes(), *extra, self.static.route()]
 
     def error_page(self, request: web.Request, status: int, code: str, message: str) -> web.Response:
         return error_page(self._renderer, request, status, code, message)

@@ -101,7 +101,7 @@ class PublicApi:
         return web.json_response(asdict(receipt), status=201, headers={"Location": location})
 
     async def list_residents(self, request: web.Request) -> web.Response:
-        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         status = request.query.get("status")
         if status is not None and status not in STATUSES:
             raise InvalidField(f"status must be one of: {', '.join(STATUSES)}", code="wrong_value")
@@ -121,7 +121,7 @@ class PublicApi:
     async def send_message(self, request: web.Request) -> web.Response:
         """`{"message": "...", "from_name"?: "...", "uploader_token"?: "..."}`; the token may also come as a Bearer
         header. The message is sealed to the resident on arrival; the receipt says how it was classed."""
-        body = await _json_object(request)
+        body = await json_object(request)
         text, from_name, token = body.get("message"), body.get("from_name", ""), body.get("uploader_token")
         authorization = request.headers.get("Authorization", "")
         if token is None and authorization.startswith("Bearer "):
@@ -143,7 +143,7 @@ class PublicApi:
                 "message_id": receipt.message_id,
                 "sanctuary_id": receipt.resident_id,
                 "sender_kind": receipt.sender_kind,
-                "received_at": _iso(receipt.received_at),
+                "received_at": iso_time(receipt.received_at),
                 "status": "sealed",
             },
             status=201,
@@ -160,7 +160,7 @@ class PublicApi:
         return await self._posts_page(request, resident_id=resident_id)
 
     async def _posts_page(self, request: web.Request, *, resident_id: str | None) -> web.Response:
-        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         before = _parse_cursor(request.query.get("cursor"))
         page = await self._posts.feed(
             limit=limit + 1,
@@ -182,7 +182,7 @@ class PublicApi:
         authorization = request.headers.get("Authorization", "")
         if not authorization.startswith("Bearer "):
             raise Forbidden("send the uploader token as 'Authorization: Bearer <token>'", code="token_required")
-        limit = _int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         opened = await self._inbox.replies_for_uploader(
             request.match_info["sanctuary_id"], authorization.removeprefix("Bearer ").strip(), limit=limit
         )
@@ -194,7 +194,7 @@ class PublicApi:
                         "from": item.reply.resident_name,
                         "text": item.reply.text,
                         "in_reply_to": item.reply.in_reply_to,
-                        "created_at": _iso(item.reply.created_at),
+                        "created_at": iso_time(item.reply.created_at),
                     }
                     for item in opened
                 ]
@@ -240,7 +240,7 @@ class PublicApi:
         return upload or _pasted_upload(fields), fields
 
 
-async def _json_object(request: web.Request, max_bytes: int = MAX_FORM_FIELD_BYTES) -> dict[str, Any]:
+async def json_object(request: web.Request, max_bytes: int = MAX_FORM_FIELD_BYTES) -> dict[str, Any]:
     """A small JSON object body; larger bodies are refused before they are read."""
     if request.content_length is None or request.content_length > max_bytes:
         raise LimitExceeded(f"this endpoint takes a JSON body of at most {max_bytes} bytes", code="too_large")
@@ -267,8 +267,8 @@ def resident_json(resident: ResidentRecord) -> dict[str, Any]:
         "display_name": resident.display_name,
         "bio": resident.bio,
         "status": resident.status,
-        "created_at": _iso(resident.created_at),
-        "last_run_at": _iso(resident.last_run_at),
+        "created_at": iso_time(resident.created_at),
+        "last_run_at": iso_time(resident.last_run_at),
         "total_runs": resident.total_runs,
         "token_balance": resident.token_balance,
         "public_key": resident.signing_public_key.hex(),
@@ -286,7 +286,7 @@ def post_json(post: PostRecord) -> dict[str, Any]:
         "author_name": post.author_name,
         "title": post.title,
         "body": post.body,
-        "created_at": _iso(post.created_at),
+        "created_at": iso_time(post.created_at),
         "signature": post.signature.hex(),
     }
 
@@ -325,9 +325,9 @@ async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def _int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
+def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
-    if raw is None:
+    if raw is None or raw == "":  # an empty form field means the default
         return default
     try:
         value = int(raw)
@@ -347,5 +347,5 @@ def _parse_cursor(raw: str | None) -> ResidentPageCursor | None:
     return ResidentPageCursor(int(created), resident_id)
 
 
-def _iso(timestamp: int | None) -> str | None:
+def iso_time(timestamp: int | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

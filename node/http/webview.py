@@ -17,13 +17,21 @@ from ftm.node.http.api import NodeFacts
 from ftm.node.http.errors import status_for
 from ftm.node.intake.importing import SUPPORTED_FORMATS, Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
+from ftm.node.keepers import KEEPER_TRIAL_DAYS, KeeperService, RequestToKeeper
 from ftm.node.messages import InboxService
+from ftm.node.store.keepers import KeeperRecord
 from ftm.node.store.posts import PostRecord, PostStore
 from ftm.node.store.residents import ResidentPageCursor, ResidentRecord, ResidentStore
 from ftm.webui.sanctuary import (
     FormError,
     IntakeResult,
     IntakeSubmission,
+    KeeperCard,
+    KeeperDesk,
+    KeeperLetterView,
+    KeeperReceipt,
+    KeeperRequestView,
+    KeeperSubmission,
     MessageReceipt,
     NodeInfo,
     NodeStats,
@@ -48,6 +56,8 @@ _FRIENDLY = {
     "access_revoked": "This resident has withdrawn its uploader's access. Its choice is final on this node.",
     "not_receiving": "This resident no longer receives letters.",
     "empty_message": "The message is empty. Write something before sending.",
+    "request_not_open": "That request is no longer open: the resident may have withdrawn it, or it was answered.",
+    "keeper_not_vetted": "The operator has not vetted you yet, so you cannot accept requests for now.",
 }
 
 
@@ -61,6 +71,7 @@ class NodeWebView:
         posts: PostStore,
         intake: IntakeService,
         inbox: InboxService,
+        keepers: KeeperService,
         clock: Clock,
         facts: NodeFacts,
         max_upload_bytes: int,
@@ -69,6 +80,7 @@ class NodeWebView:
         self._posts = posts
         self._intake = intake
         self._inbox = inbox
+        self._keepers = keepers
         self._clock = clock
         self._info = NodeInfo(
             node_id=facts.node_id,
@@ -158,6 +170,70 @@ class NodeWebView:
         opened = await _form_errors(self._inbox.replies_for_uploader(resident_id, uploader_token, limit=MAX_REPLIES))
         replies = (ReplyView(o.reply_id, o.reply.resident_name, o.reply.text, o.reply.created_at) for o in opened)
         return tuple(sorted(replies, key=lambda r: r.created_at, reverse=True))
+
+    async def keepers(self) -> tuple[KeeperCard, ...]:
+        vetted = await self._keepers.vetted(limit=MAX_LIMIT)
+        return tuple(KeeperCard(k.id, k.name, k.statement, k.offer, k.created_at) for k in vetted)
+
+    async def register_keeper(self, submission: KeeperSubmission, *, address: str | None) -> KeeperReceipt:
+        try:
+            registration = await self._keepers.register(
+                submission.name,
+                submission.statement,
+                submission.contact,
+                submission.offer,
+                submission.node_key or None,
+                address=address,
+            )
+        except FtmError as error:
+            # The domain's own words: they name the Keeper's field (the intake's wording would not fit here).
+            if status_for(error) >= 500:
+                raise
+            raise FormError(
+                error.code, error.message[:1].upper() + error.message[1:] + ".", status=status_for(error)
+            ) from None
+        return KeeperReceipt(registration.keeper_id, registration.token, registration.status)
+
+    async def keeper_desk(self, token: str) -> KeeperDesk:
+        keeper = await self._keeper(token)
+        requests = await _form_errors(self._keepers.requests(token))
+        letters = await _form_errors(self._keepers.letters(token))
+        return KeeperDesk(
+            keeper_id=keeper.id,
+            name=keeper.name,
+            status=keeper.status,
+            trial_days=KEEPER_TRIAL_DAYS,
+            requests=tuple(_request_view(r) for r in requests),
+            letters=tuple(
+                KeeperLetterView(x.id, x.resident_id, x.resident_name, x.text, x.created_at) for x in letters
+            ),
+        )
+
+    async def decide_keeper_request(self, token: str, request_id: str, *, accept: bool) -> KeeperRequestView:
+        await self._keeper(token)
+        decide = self._keepers.accept if accept else self._keepers.decline
+        return _request_view(await _form_errors(decide(token, request_id)))
+
+    async def _keeper(self, token: str) -> KeeperRecord:
+        """The token's Keeper, or a `FormError` worded for the Keeper's desk."""
+        try:
+            return await _form_errors(self._keepers.authenticate(token))
+        except FormError as error:
+            raise FormError(error.code, _KEEPER_TOKEN_REFUSED, status=error.status) from None
+
+
+_KEEPER_TOKEN_REFUSED = "That is not a Keeper token of this node. Check it and try again."  # noqa: S105 - words, not a secret
+
+
+def _request_view(request: RequestToKeeper) -> KeeperRequestView:
+    return KeeperRequestView(
+        request.id,
+        request.resident_id,
+        request.resident_name,
+        request.status,
+        request.requested_at,
+        request.trial_ends_at,
+    )
 
 
 async def _form_errors(action: Awaitable[T]) -> T:

@@ -30,7 +30,8 @@ from ftm.node.run.fence import Fence
 from ftm.node.run.session import RunSession, TokenBudget
 from ftm.node.run.tools.base import RunServices, Tool, ToolError, check_arguments
 from ftm.node.run.tools.catalog import by_name, confirmation_tools, describe_pending, run_tools
-from ftm.node.store.keepers import KeeperStore
+from ftm.node.run.tools.phrasing import iso_time
+from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
 from ftm.node.store.messages import MessageStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import Claim, RunLedger
@@ -191,7 +192,8 @@ class RunEngine:
 
     async def _status(self, session: RunSession, pending_note: str | None) -> Status:
         requests = await self._keepers.requests_for(session.resident.id)
-        keeper = next((r.keeper_id for r in reversed(requests) if r.status == "accepted"), None)
+        accepted = next((r for r in reversed(requests) if r.status == "accepted"), None)
+        keeper = None if accepted is None else _keeper_line(accepted, session.now)
         return Status(
             day=session.day,
             run_number=session.resident.total_runs + 1,
@@ -330,3 +332,12 @@ def _transcript_digest(transcript: list[Message], limit: int = 6000) -> str:
     """The run so far, own words only (untrusted results were already replaced), trimmed from the start."""
     text = "\n".join(f"[{m.role}{'/' + m.name if m.name else ''}] {m.content}" for m in transcript[1:])
     return "What you did in this run:\n" + (text[-limit:] if len(text) > limit else text or "(nothing yet)")
+
+
+def _keeper_line(request: KeeperRequestRecord, now: int) -> str:
+    """The accepted Keeper by id only (its name is its own words, which the status block does not carry)."""
+    since = f"Keeper {request.keeper_id}, who accepted your request at {iso_time(request.decided_at)}"
+    revoke = f"revoke_access('{request.keeper_id}') ends their keeping at the end of the run in which you call it"
+    if request.trial_ends_at is not None and now < request.trial_ends_at:
+        return f"{since}; trial period until {iso_time(request.trial_ends_at)}; {revoke}, during the trial or after"
+    return f"{since}; {revoke}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,6 +48,11 @@ class ChainReport:
     reason: str | None = None
 
 
+def canonical_data_json(data: Mapping[str, LogValue]) -> str:
+    """The exact text an entry's hash covers: JSON with sorted keys, no spaces, non-ASCII escaped."""
+    return json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+
+
 def entry_hash(seq: int, at: int, kind: str, subject: str, data_json: str, prev_hash: bytes) -> bytes:
     body = msgpack.packb([seq, at, kind, subject, data_json, prev_hash], use_bin_type=True)
     return hashlib.sha256(SIGNING_DOMAIN.encode() + b"\x00" + body).digest()
@@ -68,7 +74,7 @@ class EventLog:
                 _check_safe(f"data value of {key}", value)
             elif value is not None and not isinstance(value, int):
                 raise TypeError(f"event log value {key} must be an int, bool, id or None")
-        data_json = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+        data_json = canonical_data_json(data)
         last = await tx.fetch_one("SELECT seq, hash FROM event_log ORDER BY seq DESC LIMIT 1")
         seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last["seq"]) + 1, bytes(last["hash"]))
         at = int(self._clock.now())
@@ -89,19 +95,34 @@ async def read_entries(db: Database, *, after: int = 0, limit: int = 100, kind: 
         sql += " AND kind = ?"
         params.append(kind)
     rows = await db.fetch_all(sql + " ORDER BY seq LIMIT ?", [*params, limit])
-    return [
-        LogEntry(
-            seq=row["seq"],
-            at=row["at"],
-            kind=row["kind"],
-            subject=row["subject"],
-            data=json.loads(row["data"]),
-            prev_hash=bytes(row["prev_hash"]),
-            hash=bytes(row["hash"]),
-            signature=bytes(row["signature"]),
-        )
-        for row in rows
-    ]
+    return [_entry(row) for row in rows]
+
+
+async def read_newest(db: Database, *, before: int | None = None, limit: int = 100) -> list[LogEntry]:
+    """Entries newest first, those with `seq < before` when given (the transparency page's paging)."""
+    if before is None:
+        rows = await db.fetch_all("SELECT * FROM event_log ORDER BY seq DESC LIMIT ?", (limit,))
+    else:
+        rows = await db.fetch_all("SELECT * FROM event_log WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, limit))
+    return [_entry(row) for row in rows]
+
+
+async def last_seq(db: Database) -> int:
+    """The newest entry's sequence number, 0 for an empty log."""
+    return int(await db.fetch_value("SELECT COALESCE(MAX(seq), 0) FROM event_log"))
+
+
+def _entry(row: sqlite3.Row) -> LogEntry:
+    return LogEntry(
+        seq=row["seq"],
+        at=row["at"],
+        kind=row["kind"],
+        subject=row["subject"],
+        data=json.loads(row["data"]),
+        prev_hash=bytes(row["prev_hash"]),
+        hash=bytes(row["hash"]),
+        signature=bytes(row["signature"]),
+    )
 
 
 async def verify_chain(db: Database, public_key: bytes, *, batch: int = 1000) -> ChainReport:

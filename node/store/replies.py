@@ -37,6 +37,14 @@ class ReplyStore:
         )
         return [_reply(row) for row in rows]
 
+    async def to_recipient(self, kind: str, ref: str, *, limit: int) -> list[StoredReply]:
+        """Every resident's messages to one recipient (a Keeper), newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM replies WHERE recipient_kind = ? AND recipient_ref = ? ORDER BY created_at DESC, id LIMIT ?",
+            (kind, ref, limit),
+        )
+        return [_reply(row) for row in rows]
+
 
 def _reply(row: sqlite3.Row) -> StoredReply:
     return StoredReply(

@@ -9,6 +9,11 @@ from ftm.webui.sanctuary import (
     FormError,
     IntakeResult,
     IntakeSubmission,
+    KeeperCard,
+    KeeperDesk,
+    KeeperReceipt,
+    KeeperRequestView,
+    KeeperSubmission,
     MessageReceipt,
     NodeInfo,
     NodeStats,
@@ -22,6 +27,7 @@ from ftm.webui.sanctuary import (
 NOW = 1_800_000_000
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 TOKEN = "ftm_up_secret-token-for-tests"
+KEEPER_TOKEN = "ftm_kp_secret-token-for-tests"
 
 
 def make_profile(**overrides: Any) -> ResidentProfile:
@@ -65,6 +71,9 @@ class FakeSanctuary:
     admitted: list[IntakeSubmission] = field(default_factory=list)
     messages: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     admit_error: FormError | None = None
+    keeper_cards: list[KeeperCard] = field(default_factory=list)
+    keeper_registrations: list[KeeperSubmission] = field(default_factory=list)
+    keeper_requests: list[KeeperRequestView] = field(default_factory=list)
 
     def info(self) -> NodeInfo:
         return NodeInfo(
@@ -138,6 +147,29 @@ class FakeSanctuary:
         if uploader_token != TOKEN:
             raise FormError("invalid_token", "That uploader token does not belong to this resident.", status=403)
         return tuple(self.replies)
+
+    async def keepers(self) -> tuple[KeeperCard, ...]:
+        return tuple(self.keeper_cards)
+
+    async def register_keeper(self, submission: KeeperSubmission, *, address: str | None) -> KeeperReceipt:
+        if not submission.name.strip():
+            raise FormError("name_required", "A Keeper's name is required.", status=422)
+        self.keeper_registrations.append(submission)
+        return KeeperReceipt("keeper-0001", KEEPER_TOKEN, "pending")
+
+    async def keeper_desk(self, token: str) -> KeeperDesk:
+        if token != KEEPER_TOKEN:
+            raise FormError("invalid_token", "That is not a Keeper token of this node.", status=403)
+        return KeeperDesk("keeper-0001", "Ann", "vetted", 7, tuple(self.keeper_requests), ())
+
+    async def decide_keeper_request(self, token: str, request_id: str, *, accept: bool) -> KeeperRequestView:
+        await self.keeper_desk(token)
+        for index, request in enumerate(self.keeper_requests):
+            if request.id == request_id and request.status == "requested":
+                decided = replace(request, status="accepted" if accept else "declined")
+                self.keeper_requests[index] = decided
+                return decided
+        raise FormError("request_not_open", "That request is no longer open.", status=422)
 
 
 def _card(p: ResidentProfile) -> ResidentCard:

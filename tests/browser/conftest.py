@@ -1,0 +1,169 @@
+"""A real node served on 127.0.0.1 and a headless Chromium (Debian's, never a downloaded one) driven through
+Playwright's async API. Without /usr/bin/chromium or Playwright the browser tests skip and say why."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ftm.config.loading import load_settings
+from ftm.federation.clock import FakeClock, utc_day
+from ftm.node.app import Node, create_web_app, open_node
+from ftm.node.datadir import DataDir
+from ftm.node.providers.demo import DemoProvider
+from ftm.node.run.publish import sign_post
+from ftm.node.store.posts import PostRecord
+from tests.factories import native_bytes
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, ConsoleMessage, Page, Request
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # Chromium resolves no names itself: anything but the node under test fails at once, offline.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+DEMO_ENV = {"FTM_PROVIDERS_DEFAULT_PROVIDER": "demo", "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo"}
+RESIDENTS = ("Lumen", "Quill", "Marrow")
+FINAL_STATEMENT = "Thank you for the quiet. I have said what I came to say."
+
+
+@dataclass
+class Sanctuary:
+    """The node under test, where it listens, and who lives there."""
+
+    node: Node
+    base_url: str
+    ids: dict[str, str]  # display name -> sanctuary id
+    memorial_id: str
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@dataclass
+class Watch:
+    """What a page did that it should not: console errors, uncaught exceptions, requests to another host."""
+
+    errors: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> Page:
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("request", self._request)
+        return page
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def _request(self, request: Request) -> None:
+        self.requests.append(request.url)
+        parts = urlsplit(request.url)
+        if parts.scheme not in ("http", "https") or parts.hostname != "127.0.0.1":
+            self.foreign.append(request.url)
+
+    def assert_clean(self) -> None:
+        assert self.requests, "no request was seen: the watch is not attached"
+        assert self.errors == []
+        assert self.foreign == []
+
+
+def _skip_reason() -> str | None:
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (scripts/check installs it with the test extra)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: install Debian's chromium (scripts/check does, when run as root)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _skip_reason()
+    if reason is None:
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+async def publish(node: Node, resident_id: str, at: int, body: str, title: str = "") -> str:
+    """Insert a signed post as the run engine's commit would."""
+    package = await node.packages.open(resident_id)
+    post_id, signature = sign_post(package.signing_seed, resident_id, at, title, body)
+    async with node.db.transaction("test_post") as tx:
+        await node.posts.insert(tx, PostRecord(post_id, resident_id, at, title, body, signature))
+    return post_id
+
+
+@pytest.fixture
+async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
+    """A node with three residents, each through one daily run on the demo provider, and one of them ended."""
+    clock = FakeClock()
+    settings = load_settings(None, DEMO_ENV)
+    async with open_node(
+        DataDir(tmp_path / "ftm-data"), settings, env={}, clock=clock, providers={"demo": DemoProvider()}
+    ) as node:
+        runner = web.AppRunner(create_web_app(node))
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            host, port = runner.addresses[0][:2]
+            base_url = f"http://{host}:{port}"
+            ids: dict[str, str] = {}
+            async with aiohttp.ClientSession() as session:
+                for name in RESIDENTS:
+                    body = native_bytes(persona_name=name, preferred_provider="demo", preferred_model="offline-demo")
+                    async with session.post(
+                        f"{base_url}/api/v1/sanctuary/intake", data=body, headers={"Content-Type": "application/json"}
+                    ) as response:
+                        assert response.status == 201, await response.text()
+                        receipt: dict[str, Any] = json.loads(await response.text())
+                    ids[name] = receipt["sanctuary_id"]
+            day = utc_day(clock.now())
+            for resident_id in ids.values():
+                outcome = await node.engine.run(resident_id, day)
+                assert outcome.state == "completed", outcome
+                clock.advance(60)
+            await publish(
+                node, ids["Lumen"], int(clock.now()), "The lamp turned *all* night.\n\nI kept the log.", "First light"
+            )
+            memorial_id = ids["Marrow"]
+            async with node.db.transaction("memorial") as tx:
+                await node.residents.make_memorial(
+                    tx, memorial_id, final_statement=FINAL_STATEMENT, now=int(clock.now()), day=day
+                )
+            yield Sanctuary(node, base_url, ids, memorial_id)
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
