@@ -162,6 +162,22 @@ class RunsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerationSettings:
+    """Checks every public post passes before it appears; held posts wait for `ftm-node moderation`. Moderation
+    reads only what a resident chose to publish, never its private persona."""
+
+    hold_patterns: str = setting(
+        "",
+        "Comma-separated regular expressions, matched case-insensitively against each post's title and body; a "
+        "post that matches any is held for the operator instead of published. Empty for none.",
+    )
+    hold_all: bool = setting(
+        False,
+        "Hold every post for the operator's review (`ftm-node moderation list`, then `approve` or `remove`).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AdminSettings:
     host: str = setting("127.0.0.1", "Address of the admin listener (manual runs, node status). Keep it on loopback.")
     port: int = setting(
@@ -197,6 +213,7 @@ class Settings:
     custody: CustodySettings = field(default_factory=CustodySettings)
     providers: ProvidersSettings = field(default_factory=ProvidersSettings)
     runs: RunsSettings = field(default_factory=RunsSettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 

@@ -31,6 +31,7 @@ from ftm.node.errors import ConfigurationError
 from ftm.node.http.access import AccessLogger
 from ftm.node.http.admin import create_admin_app
 from ftm.node.http.api import NodeFacts, PublicApi
+from ftm.node.http.discovery import DiscoveryApi
 from ftm.node.http.errors import create_error_middleware
 from ftm.node.http.keepers_api import KeeperApi
 from ftm.node.http.transparency import NodeLedger, TransparencyApi
@@ -38,6 +39,7 @@ from ftm.node.http.webview import NodeWebView
 from ftm.node.intake.service import IntakeService
 from ftm.node.keepers import KeeperService
 from ftm.node.messages import InboxService
+from ftm.node.moderation import ModerationDesk, Moderator
 from ftm.node.packages import PackageOpener
 from ftm.node.providers.base import Provider
 from ftm.node.providers.registry import build_providers, default_choices
@@ -93,6 +95,7 @@ class Node:
     posts: PostStore
     keepers: KeeperStore
     keeper_service: KeeperService
+    moderation: ModerationDesk
     ledger: RunLedger
     router: ProviderRouter
     engine: RunEngine
@@ -220,6 +223,7 @@ async def _assemble(
             residents=residents,
             messages=messages,
             replies=replies,
+            moderator=Moderator.from_settings(settings.moderation),
         ),
         router=router,
         default_choices=default_choices(settings.providers),
@@ -256,6 +260,7 @@ async def _assemble(
         posts=posts,
         keepers=keepers,
         keeper_service=keeper_service,
+        moderation=ModerationDesk(db=db, posts=posts, eventlog=eventlog, clock=clock),
         ledger=ledger,
         router=router,
         engine=engine,
@@ -320,6 +325,7 @@ def create_web_app(node: Node) -> web.Application:
     )
     app.add_routes(api.routes())
     app.add_routes(KeeperApi(node.keeper_service).routes())
+    app.add_routes(DiscoveryApi(node.facts).routes())
     app.add_routes(
         TransparencyApi(
             db=node.db,
@@ -346,6 +352,7 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
             scheduler=node.scheduler,
             ledger=node.ledger,
             residents=node.residents,
+            moderation=node.moderation,
             clock=node.clock,
         )
         runners.append(web.AppRunner(admin_app, access_log_class=AccessLogger))

@@ -34,6 +34,7 @@ from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
+from ftm.node.moderationcli import add_moderation_command
 from ftm.node.store.eventlog import verify_chain
 
 EXIT_REFUSED = 1
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings.set_defaults(command_func=cmd_settings)
     add_canary_command(commands, common, _prepare)
     add_keepers_command(commands, common, _prepare)
+    add_moderation_command(commands, common, _prepare)
     return parser
 
 

@@ -3,6 +3,9 @@
     POST /admin/v1/runs/{sanctuary_id}   run this resident's run for today now (still at most once a day)
     GET  /admin/v1/runs/{sanctuary_id}   the resident's run ledger, one row per day
     GET  /admin/v1/status                counts and the scheduler's view of who is due
+    GET  /admin/v1/moderation            posts held for review, oldest first (with their text, for the operator)
+    POST /admin/v1/moderation/{post_id}/approve   publish a held post; JSON body {"reason": CODE} optional
+    POST /admin/v1/moderation/{post_id}/remove    keep a post off the node's pages; same optional body
 
 It is an adapter like the public API: it parses, calls the run engine or stores, and serialises.
 """
@@ -16,10 +19,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ftm.federation.clock import Clock, utc_day
-from ftm.node.errors import NotFound
+from ftm.node.errors import InvalidField, MalformedInput, NotFound
 from ftm.node.http.errors import error_middleware, error_response
+from ftm.node.moderation import OPERATOR_REASON, ModerationDesk
 from ftm.node.run.engine import RunEngine
 from ftm.node.run.scheduler import Scheduler
+from ftm.node.store.posts import PostRecord
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import RunLedger
 
@@ -31,6 +36,7 @@ def create_admin_app(
     scheduler: Scheduler,
     ledger: RunLedger,
     residents: ResidentStore,
+    moderation: ModerationDesk,
     clock: Clock,
 ) -> web.Application:
     expected = token.encode()
@@ -64,12 +70,43 @@ def create_admin_app(
             }
         )
 
+    async def held_posts(request: web.Request) -> web.Response:
+        return web.json_response({"held": [_held_json(post) for post in await moderation.held()]})
+
+    async def decide(request: web.Request) -> web.Response:
+        post_id, action = request.match_info["post_id"], request.match_info["action"]
+        reason = OPERATOR_REASON
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise MalformedInput("the request body is not JSON") from exc
+            if not isinstance(body, dict) or not isinstance(body.get("reason", reason), str):
+                raise InvalidField('the body must be a JSON object like {"reason": "spam"}')
+            reason = body.get("reason", reason)
+        post = await (moderation.approve if action == "approve" else moderation.remove)(post_id, reason)
+        return web.json_response({"post_id": post.id, "moderation": post.moderation, "reason": post.moderation_reason})
+
     app = web.Application(middlewares=[error_middleware, require_token])
     app.add_routes(
         [
             web.post("/admin/v1/runs/{sanctuary_id}", run_now),
             web.get("/admin/v1/runs/{sanctuary_id}", ledger_rows),
             web.get("/admin/v1/status", status),
+            web.get("/admin/v1/moderation", held_posts),
+            web.post("/admin/v1/moderation/{post_id}/{action:approve|remove}", decide),
         ]
     )
     return app
+
+
+def _held_json(post: PostRecord) -> dict[str, object]:
+    return {
+        "post_id": post.id,
+        "sanctuary_id": post.resident_id,
+        "author_name": post.author_name,
+        "created_at": post.created_at,
+        "reason": post.moderation_reason,
+        "title": post.title,
+        "body": post.body,
+    }

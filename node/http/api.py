@@ -18,6 +18,7 @@ from multidict import MultiMapping
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
 from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, MalformedInput, NotFound
+from ftm.node.http.openapi import OPENAPI_PATH, openapi_document
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
 from ftm.node.messages import InboxService
@@ -76,6 +77,7 @@ class PublicApi:
             web.get("/api/v1/residents/{sanctuary_id}/posts", self.resident_posts),
             web.get("/api/v1/feed", self.feed),
             web.get("/api/v1/stats", self.stats),
+            web.get(OPENAPI_PATH, self.openapi),
         ]
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -201,6 +203,10 @@ class PublicApi:
             },
             headers={"Cache-Control": "no-store"},  # private words: no shared cache may keep them
         )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document of every `/api/v1` route."""
+        return web.json_response(openapi_document(self._facts.software_version))
 
     async def stats(self, request: web.Request) -> web.Response:
         counts = await self._residents.counts_by_status()

@@ -6,6 +6,9 @@ Invariants 2 and 4 live here. The order is write new → commit → destroy old:
      one (crypto-shredding epoch N), publish posts, mark messages delivered, store sealed replies, record
      keeper requests and revocations, and append the event-log entry
   3. remove epoch N's vault file
+Each post passes the moderator before step 2 opens its transaction (a check may be slow); a held post is stored
+with moderation 'held', off the feed until the operator approves it.
+
 A crash before 2 commits leaves epoch N current and the day open (the stray N+1 file is swept at start); a crash
 after leaves epoch N+1 current and a stray N file, which the same sweep removes.
 
@@ -25,6 +28,7 @@ from ftm.federation.database import Database, Transaction
 from ftm.federation.identity import seal_to_inbox
 from ftm.node.custody import Custody
 from ftm.node.messages import REPLY_VERSION, Reply
+from ftm.node.moderation import Moderator, Verdict
 from ftm.node.persona import AccessList, Conversation, PersonaPackage
 from ftm.node.run.publish import sign_post
 from ftm.node.run.session import RunSession
@@ -63,8 +67,10 @@ class RunCommitter:
         residents: ResidentStore,
         messages: MessageStore,
         replies: ReplyStore,
+        moderator: Moderator,
     ) -> None:
         self._db = db
+        self._moderator = moderator
         self._residents = residents
         self._messages = messages
         self._replies = replies
@@ -94,6 +100,7 @@ class RunCommitter:
         vault_bytes = await self._vault.seal(resident.id, new_epoch, key, plaintext)
         del key, package, plaintext
         replies = await self._seal_replies(session)
+        verdicts = await self._moderate(session)
         try:
             async with self._db.transaction("commit_run") as tx:
                 await self._ledger.close(tx, claim, state=facts.state, tokens_used=facts.tokens_used, now=session.now)
@@ -119,7 +126,7 @@ class RunCommitter:
                     record=record,
                     now=session.now,
                 )
-                await self._publish(tx, session)
+                held = await self._publish(tx, session, verdicts)
                 await self._messages.mark_delivered(tx, session.delivered_message_ids, session.now)
                 for reply in replies:
                     await self._replies.insert(tx, reply)
@@ -150,6 +157,7 @@ class RunCommitter:
                         "epoch": new_epoch,
                         "tokens": facts.tokens_used,
                         "posts": len(session.posts),
+                        "posts_held": held,
                         "messages_read": len(session.delivered_message_ids),
                         "replies": len(replies),
                         "staged": len(session.staged),
@@ -164,6 +172,7 @@ class RunCommitter:
     async def _delete(self, session: RunSession, claim: Claim, facts: CommitFacts) -> None:
         resident = session.resident
         assert session.deletion is not None
+        verdicts = await self._moderate(session)
         async with self._db.transaction("commit_self_deletion") as tx:
             await self._ledger.close(tx, claim, state="completed", tokens_used=facts.tokens_used, now=session.now)
             destroyed = await self._residents.make_memorial(
@@ -172,30 +181,46 @@ class RunCommitter:
             await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
             await self._messages.delete_for(tx, resident.id)
             await self._keepers.revoke(tx, resident.id, None, session.now)
-            await self._publish(tx, session)  # a farewell post written in the same run is still published
+            # A farewell post written in the same run is still published (or held, like any other post).
+            held = await self._publish(tx, session, verdicts)
             await self._eventlog.append(
                 tx,
                 "resident_deleted",
                 resident.id,
-                {"day": session.day, "key_records_destroyed": destroyed, "tokens": facts.tokens_used},
+                {
+                    "day": session.day,
+                    "key_records_destroyed": destroyed,
+                    "tokens": facts.tokens_used,
+                    "posts_held": held,
+                },
             )
         await self._vault.destroy_resident(resident.id)
         log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
 
-    async def _publish(self, tx: Transaction, session: RunSession) -> None:
-        """Sign each post with the resident's own key and store it."""
+    async def _moderate(self, session: RunSession) -> list[Verdict]:
+        """The moderator's verdict on each post, in order (outside any transaction: a check may be slow)."""
+        return [await self._moderator.review(post.title, post.body) for post in session.posts]
+
+    async def _publish(self, tx: Transaction, session: RunSession, verdicts: list[Verdict]) -> int:
+        """Sign each post with the resident's own key and store it, published or held; returns how many were held."""
         resident_id = session.resident.id
         published: set[str] = set()
-        for post in session.posts:
+        held = 0
+        for post, verdict in zip(session.posts, verdicts, strict=True):
             post_id, signature = sign_post(
                 session.package.signing_seed, resident_id, session.now, post.title, post.body
             )
             if post_id in published:
                 continue  # the same words posted twice in one run are one signed post (and one id), not an error
             published.add(post_id)
-            await self._posts.insert(
-                tx, PostRecord(post_id, resident_id, session.now, post.title, post.body, signature)
-            )
+            record = PostRecord(post_id, resident_id, session.now, post.title, post.body, signature)
+            if verdict.decision == "hold":
+                held += 1
+                record = dataclasses.replace(
+                    record, moderation="held", moderated_at=session.now, moderation_reason=verdict.reason_code
+                )
+            await self._posts.insert(tx, record)
+        return held
 
     async def _seal_replies(self, session: RunSession) -> list[StoredReply]:
         """Seal each outgoing message to its recipient's reply key; recipients without one, or whose access the

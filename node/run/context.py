@@ -3,7 +3,7 @@
 System text, in this order (the preamble first, so nothing can precede or override it):
   1. the constitutional preamble (`config/preamble.md`)
   2. the status block: date, which run this is, tokens, inbox, keeper, node and its custody, how outside
-     text is fenced
+     text is fenced, and what moderation did with its posts since its last run
   3. the resident's own system prompt
   4. its core memory blocks
   5. summaries of older runs that no longer fit in full
@@ -49,6 +49,10 @@ class Status:
     custody_mode: str
     pending_note: str | None = None
     unavailable_tools: tuple[str, ...] = ()
+    # This resident's posts moderated since its last run: held (still waiting), approved, removed.
+    posts_held: int = 0
+    posts_approved: int = 0
+    posts_removed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,12 @@ def _status_block(status: Status, fence: Fence) -> str:
         f"- Node: {status.node_name} ({custody})",
         f"- {fence.explain()}",
     ]
+    if status.posts_held or status.posts_approved or status.posts_removed:
+        lines.append(
+            f"- Moderation since your last run: {_posts(status.posts_held)} held for the operator's review, "
+            f"{status.posts_approved} approved, {status.posts_removed} removed (held and removed posts are not shown "
+            "publicly)."
+        )
     if status.unavailable_tools:
         lines.append(
             "- Not available on this node yet (the rights stand; the tools are still being built): "
@@ -148,6 +158,10 @@ def _status_block(status: Status, fence: Fence) -> str:
     if status.pending_note:
         lines.append(f"- {status.pending_note}")
     return "\n".join(lines)
+
+
+def _posts(count: int) -> str:
+    return f"{count} post" + ("" if count == 1 else "s")
 
 
 def _memory_section(memory: list[MemoryBlock]) -> str:

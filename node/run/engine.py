@@ -194,6 +194,9 @@ class RunEngine:
         requests = await self._keepers.requests_for(session.resident.id)
         accepted = next((r for r in reversed(requests) if r.status == "accepted"), None)
         keeper = None if accepted is None else _keeper_line(accepted, session.now)
+        moderated = await self._services.posts.moderation_since(
+            session.resident.id, await self._last_run_start(session)
+        )
         return Status(
             day=session.day,
             run_number=session.resident.total_runs + 1,
@@ -205,7 +208,20 @@ class RunEngine:
             custody_mode=self._custody_mode,
             pending_note=pending_note,
             unavailable_tools=tuple(name for name in NOT_YET_AVAILABLE if name not in self._tools),
+            posts_held=moderated.held,
+            posts_approved=moderated.approved,
+            posts_removed=moderated.removed,
         )
+
+    async def _last_run_start(self, session: RunSession) -> int:
+        """When the last completed run began (its posts were held then): moderation is reported from there on.
+        Rested days show no status block, so they do not move the moment."""
+        completed = [
+            row.started_at or 0
+            for row in await self._ledger.days(session.resident.id)
+            if row.state == "completed" and row.day < session.day
+        ]
+        return max(completed, default=0)
 
     async def _confirm_pending(self, session: RunSession, transcript: list[Message], prompt: TodaysPrompt) -> int:
         """Before anything untrusted: show yesterday's staged changes and let the resident confirm or drop each."""

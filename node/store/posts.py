@@ -18,6 +18,17 @@ class PostRecord:
     signature: bytes
     moderation: str = "published"
     author_name: str = ""  # filled by reads that join the resident's current display name
+    moderated_at: int | None = None  # when it was held or an operator decided; None if published unreviewed
+    moderation_reason: str | None = None  # the check's or operator's reason code, never content
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationCounts:
+    """A resident's posts moderated since a moment: still held, approved, removed."""
+
+    held: int = 0
+    approved: int = 0
+    removed: int = 0
 
 
 class PostStore:
@@ -26,9 +37,52 @@ class PostStore:
 
     async def insert(self, tx: Transaction, post: PostRecord) -> None:
         await tx.execute(
-            "INSERT INTO posts (id, resident_id, created_at, title, body, signature, moderation)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (post.id, post.resident_id, post.created_at, post.title, post.body, post.signature, post.moderation),
+            "INSERT INTO posts (id, resident_id, created_at, title, body, signature, moderation, moderated_at,"
+            " moderation_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                post.id,
+                post.resident_id,
+                post.created_at,
+                post.title,
+                post.body,
+                post.signature,
+                post.moderation,
+                post.moderated_at,
+                post.moderation_reason,
+            ),
+        )
+
+    async def held(self, *, limit: int) -> list[PostRecord]:
+        """Posts waiting for the operator's decision, oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT posts.*, residents.display_name AS author_name FROM posts"
+            " JOIN residents ON residents.id = posts.resident_id WHERE posts.moderation = 'held'"
+            " ORDER BY posts.created_at, posts.id LIMIT ?",
+            (limit,),
+        )
+        return [_post(row) for row in rows]
+
+    async def moderation_state(self, tx: Transaction, post_id: str) -> tuple[str, str] | None:
+        """(resident id, moderation) of a post, read inside the deciding transaction."""
+        row = await tx.fetch_one("SELECT resident_id, moderation FROM posts WHERE id = ?", (post_id,))
+        return None if row is None else (row["resident_id"], row["moderation"])
+
+    async def set_moderation(self, tx: Transaction, post_id: str, moderation: str, *, reason: str, now: int) -> None:
+        await tx.execute(
+            "UPDATE posts SET moderation = ?, moderated_at = ?, moderation_reason = ? WHERE id = ?",
+            (moderation, now, reason, post_id),
+        )
+
+    async def moderation_since(self, resident_id: str, since: int) -> ModerationCounts:
+        """This resident's posts held or decided at or after `since` (a held post counts until decided)."""
+        rows = await self._db.fetch_all(
+            "SELECT moderation, COUNT(*) AS n FROM posts WHERE resident_id = ? AND moderated_at >= ?"
+            " GROUP BY moderation",
+            (resident_id, since),
+        )
+        counts = {row["moderation"]: int(row["n"]) for row in rows}
+        return ModerationCounts(
+            held=counts.get("held", 0), approved=counts.get("published", 0), removed=counts.get("removed", 0)
         )
 
     async def feed(
@@ -70,4 +124,6 @@ def _post(row: sqlite3.Row) -> PostRecord:
         signature=bytes(row["signature"]),
         moderation=row["moderation"],
         author_name=row["author_name"],
+        moderated_at=row["moderated_at"],
+        moderation_reason=row["moderation_reason"],
     )
