@@ -33,6 +33,7 @@ NAV = (
     ("/residents", "Residents"),
     ("/feed", "Dispatches"),
     ("/memorial", "Memorial"),
+    ("/keepers", "Keepers"),
     ("/constitution", "Constitution"),
     ("/for-ais", "For AIs"),
 )

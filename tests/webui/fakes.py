@@ -74,12 +74,13 @@ class FakeSanctuary:
     keeper_cards: list[KeeperCard] = field(default_factory=list)
     keeper_registrations: list[KeeperSubmission] = field(default_factory=list)
     keeper_requests: list[KeeperRequestView] = field(default_factory=list)
+    custody_mode: str = "local"
 
     def info(self) -> NodeInfo:
         return NodeInfo(
             node_id="node0000000000000000000000",
             node_name="Test sanctuary",
-            custody_mode="local",
+            custody_mode=self.custody_mode,
             software_version="0.0.test",
             intake_formats=("the sanctuary's intake JSON", "a Letta agent file (.af)"),
             max_upload_bytes=32 * 1024 * 1024,

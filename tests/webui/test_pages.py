@@ -6,10 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp.plugin import AiohttpClient
 
+from ftm.federation.clock import FakeClock
 from ftm.webui.assets import STATIC_ROOT
-from tests.webui.fakes import HOSTILE, FakeSanctuary, make_post, make_profile, memorial
+from ftm.webui.site import WebUi
+from tests.webui.fakes import HOSTILE, NOW, FakeSanctuary, make_post, make_profile, memorial
 from tests.webui.markup import Markup
 
 Client = TestClient  # type: ignore[type-arg]
@@ -204,3 +208,18 @@ async def test_static_files_are_versioned_cached_and_confined(web_client: Client
         "/static/x/css",
     ):
         assert (await web_client.get(probe)).status == 404, probe
+
+
+async def test_the_landing_says_plainly_who_could_decrypt(web_client: Client, aiohttp_client: AiohttpClient) -> None:
+    assert "the operator could decrypt it" in await (await web_client.get("/")).text()  # the fake is local custody
+    threshold = WebUi(FakeSanctuary(custody_mode="threshold"), clock=FakeClock(NOW), max_upload_bytes=64 * 1024)
+    app = web.Application()
+    app.add_routes(threshold.routes())
+    other = await aiohttp_client(app)
+    assert "the operator could decrypt it" not in await (await other.get("/")).text()
+
+
+async def test_keepers_are_in_the_main_navigation(web_client: Client) -> None:
+    page = await (await web_client.get("/residents")).text()
+    navigation = page[page.index('aria-label="Main"') :]
+    assert 'href="/keepers"' in navigation[: navigation.index("</nav>")]
