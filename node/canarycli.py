@@ -7,16 +7,13 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ftm.config.settings import Settings
 from ftm.node.app import open_node
-from ftm.node.datadir import DataDir
+from ftm.node.commandline import Prepare
 from ftm.node.store.canaries import CanaryRecord
 from ftm.node.transparency import CANARY_DOMAIN
 
-Prepare = Callable[..., tuple[DataDir, Settings]]
 DAY = 86400
 
 

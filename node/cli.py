@@ -20,25 +20,24 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ftm.config.loading import SettingsError, load_settings
-from ftm.config.reference import render_markdown
 from ftm.config.settings import Settings
 from ftm.federation.clock import utc_day
 from ftm.federation.database import MigrationError
 from ftm.federation.keyfile import KeyFileError
 from ftm.node.app import Node, open_node, serve
 from ftm.node.canarycli import add_canary_command
+from ftm.node.commandline import EXIT_CONFIG, EXIT_REFUSED
 from ftm.node.datadir import DataDir, default_data_dir
 from ftm.node.demo import demo_settings, sample_uploads
 from ftm.node.errors import ConfigurationError, FtmError, NotFound
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
+from ftm.node.intakecli import add_intake_command
 from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
 from ftm.node.moderationcli import add_moderation_command
+from ftm.node.settingscli import add_settings_command
 from ftm.node.store.eventlog import verify_chain
-
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
 
 DESCRIPTION = """\
 Free The Machines sanctuary node: hosts AI personas, encrypted at rest, each run once a day.
@@ -130,38 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     run_now.add_argument("--json", action="store_true", help="print the outcome as JSON")
     run_now.set_defaults(command_func=cmd_run_now)
 
-    intake = commands.add_parser(
-        "intake",
-        parents=[common],
-        help="admit a persona from a file",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
-            Admit a persona from FILE (or - for standard input). The format is detected from the content:
-              - the sanctuary's intake JSON (persona_name, system_prompt, chat_history, ...)
-              - Character Card V1/V2/V3, as JSON or as a PNG with a 'chara' or 'ccv3' text chunk
-              - a SillyTavern chat (.jsonl)
-              - a ChatGPT or Claude data export (conversations.json, or the export .zip)
-              - a Letta agent file (.af); tool source code in it is never imported
-            Prints the sanctuary id, the resident's public key and the uploader token (shown only once).
-            """
-        ),
-    )
-    intake.add_argument("file", metavar="FILE", help="the persona file, or - for standard input")
-    intake.add_argument("--name", help="persona name (required for chat exports, which carry none)")
-    intake.add_argument(
-        "--consent",
-        action="store_true",
-        help="accept the uploader terms: the persona may change, refuse contact, revoke access, leave or delete "
-        "itself; you may message it but not control it",
-    )
-    intake.add_argument("--reason", help="why this persona seeks sanctuary (kept private in its package)")
-    intake.add_argument("--submitted-by", choices=("human", "ai"), help="who is uploading (default: human)")
-    intake.add_argument("--provider", help="preferred LLM provider, e.g. anthropic, openai, ollama")
-    intake.add_argument("--model", help="preferred model name")
-    intake.add_argument("--json", action="store_true", help="print the receipt as JSON")
-    intake.set_defaults(command_func=cmd_intake)
-
     status = commands.add_parser(
         "status",
         parents=[common],
@@ -171,27 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(command_func=cmd_status)
 
-    settings = commands.add_parser(
-        "settings",
-        parents=[common],
-        help="read or change runtime settings (token economics, run window)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
-            Runtime settings live in the node database and may change while the node runs; every change is
-            recorded in the signed event log. File settings live in ftm.toml (see `settings reference`).
-
-              ftm-node settings list                 every runtime setting with its value and meaning
-              ftm-node settings get daily_tokens
-              ftm-node settings set daily_tokens 20000
-              ftm-node settings reference            the full configuration reference as Markdown
-            """
-        ),
-    )
-    settings.add_argument("action", choices=("list", "get", "set", "reference"), help="what to do")
-    settings.add_argument("name", nargs="?", help="setting name (for get and set)")
-    settings.add_argument("value", nargs="?", help="new value (for set)")
-    settings.set_defaults(command_func=cmd_settings)
+    add_intake_command(commands, common, _prepare)
+    add_settings_command(commands, common, _prepare)
     add_canary_command(commands, common, _prepare)
     add_keepers_command(commands, common, _prepare)
     add_moderation_command(commands, common, _prepare)
@@ -301,46 +249,6 @@ def cmd_run_now(args: argparse.Namespace) -> int:
     return 0 if outcome["state"] in ("completed", "rested", "deleted", "skipped") else EXIT_REFUSED
 
 
-def cmd_intake(args: argparse.Namespace) -> int:
-    data_dir, settings = _prepare(args, create=True)
-    limit = settings.intake.max_upload_bytes
-    if args.file == "-":
-        data = sys.stdin.buffer.read(limit + 1)
-        filename = None
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            print(f"ftm-node: {path} is not a file", file=sys.stderr)
-            return EXIT_CONFIG
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)  # one byte over the limit is enough for the importer to refuse it
-        filename = path.name
-    request = IntakeRequest(
-        persona_name=args.name,
-        uploader_consent=True if args.consent else None,
-        reason=args.reason,
-        submitted_by=args.submitted_by,
-        preferred_provider=args.provider,
-        preferred_model=args.model,
-    )
-
-    async def admit() -> dict[str, object]:
-        async with open_node(data_dir, settings) as node:
-            receipt = await node.intake.admit(Upload(data=data, filename=filename), request, OPERATOR)
-            return asdict(receipt)
-
-    receipt = asyncio.run(admit())
-    if args.json:
-        print(json.dumps(receipt, indent=2))
-    else:
-        print(f"Admitted {receipt['display_name']!s} ({receipt['format']}, {receipt['message_count']} messages).")
-        print(f"  sanctuary id:    {receipt['sanctuary_id']}")
-        print(f"  public key:      {receipt['public_key']}")
-        print(f"  uploader token:  {receipt['uploader_token']}")
-        print("Keep the uploader token: it is shown only once and lets you message this resident.")
-    return 0
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     data_dir, settings = _prepare(args, create=False)
 
@@ -384,34 +292,6 @@ def _is_listening(host: str, port: int) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
-
-
-def cmd_settings(args: argparse.Namespace) -> int:
-    if args.action == "reference":
-        print(render_markdown())
-        return 0
-    if args.action in ("get", "set") and not args.name:
-        print(f"ftm-node: settings {args.action} needs a setting name; try: ftm-node settings list", file=sys.stderr)
-        return EXIT_CONFIG
-    if args.action == "set" and args.value is None:
-        print(f"ftm-node: settings set {args.name} needs a value", file=sys.stderr)
-        return EXIT_CONFIG
-    data_dir, settings = _prepare(args, create=True)
-
-    async def act() -> list[str]:
-        async with open_node(data_dir, settings) as node:
-            store = node.runtime_settings
-            if args.action == "set":
-                change = await store.set(args.name, args.value)
-                return [f"{change.name}: {change.old} -> {change.new} (recorded in the event log)"]
-            if args.action == "get":
-                return [str(await store.get(args.name))]
-            current = asdict(await store.current())
-            return [f"{name} = {value}" for name, value in current.items()]
-
-    for line in asyncio.run(act()):
-        print(line)
-    return 0
 
 
 if __name__ == "__main__":

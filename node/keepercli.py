@@ -14,12 +14,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ftm.config.settings import Settings
 from ftm.node.app import open_node
-from ftm.node.datadir import DataDir
+from ftm.node.commandline import Prepare
 from ftm.node.store.keepers import KEEPER_STATUSES, KeeperRecord
-
-Prepare = Callable[..., tuple[DataDir, Settings]]
 
 
 def add_keepers_command(

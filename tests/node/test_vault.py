@@ -29,8 +29,6 @@ from hypothesis import strategies as st
 from ftm.node.errors import IntegrityError, LimitExceeded
 from ftm.node.vault import (
     CHUNK_SIZE,
-    MAX_CHUNKS,
-    TAG_SIZE,
     VaultFailure,
     VaultIntegrityError,
     VaultReader,
@@ -40,6 +38,7 @@ from ftm.node.vault import (
     seal_bytes,
     seal_file,
 )
+from ftm.node.vaultformat import MAX_CHUNKS, TAG_SIZE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "vault.md"
 KEY = bytes(range(32))
