@@ -22,7 +22,15 @@ ENV_PREFIX = "FTM_"
 # Environment variables that are not settings of the file tree (they locate or unlock it, or hold provider API keys,
 # which are never written to a file).
 NON_SETTING_ENV = frozenset(
-    {"FTM_DATA_DIR", "FTM_MASTER_KEY", "FTM_ADMIN_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "FTM_LOCAL_API_KEY"}
+    {
+        "FTM_DATA_DIR",
+        "FTM_MASTER_KEY",
+        "FTM_ADMIN_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "FTM_LOCAL_API_KEY",
+        "FTM_MODERATION_API_KEY",
+    }
 )
 _TIME_OF_DAY = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
 

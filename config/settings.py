@@ -175,11 +175,58 @@ class ModerationSettings:
         False,
         "Hold every post for the operator's review (`ftm-node moderation list`, then `approve` or `remove`).",
     )
+    provider_base_url: str = setting(
+        "",
+        "Base URL (with `/v1`) of an OpenAI-compatible moderation endpoint (`POST .../moderations`), e.g. "
+        "`https://api.openai.com/v1`; empty (the default) turns this check off. Each post's title and body, and "
+        "nothing else, are sent to it after the patterns above pass it; its key comes from the "
+        "FTM_MODERATION_API_KEY environment variable. A flagged post is held with the flagged categories as its "
+        "reason; when the endpoint fails, times out or answers malformed, the post is held too (reason "
+        "`provider.unavailable:...`), never published unchecked.",
+    )
+    provider_model: str = setting(
+        "omni-moderation-latest",
+        "Moderation model named in each request to `provider_base_url`; empty to name none (for servers with one).",
+    )
+    provider_timeout_seconds: int = setting(
+        15, "Seconds one moderation request may take before the post is held instead.", minimum=1, maximum=600
+    )
+    provider_max_retries: int = setting(
+        2,
+        "Retries of a failed moderation request (connection, timeout, rate limit, server error), with the SDK's "
+        "backoff, before the post is held.",
+        minimum=0,
+        maximum=10,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    """Finding peers on the local network by zeroconf (mDNS service `_ftm._tcp.local.`). Whatever is found is only a
+    hint: the node fetches the peer's signed descriptor from the advertised URL and verifies it before using it."""
+
+    mdns: str = setting(
+        "auto",
+        "Advertise this node and look for peers by mDNS, only on the interface of `http.host`. `auto`: on when "
+        "`http.host` is not a loopback address; on loopback (the default 127.0.0.1) multicast reaches only this "
+        "machine, whose nodes an operator already knows, so it stays off. `on`: also on loopback (several nodes on "
+        "one machine). `off`: never; nothing is sent to or read from the multicast group.",
+        choices=("auto", "on", "off"),
+    )
+    mdns_addresses: str = setting(
+        "",
+        "Comma-separated IPv4 addresses of this host whose interfaces mDNS uses when `http.host` is a wildcard "
+        "(`0.0.0.0`, `::`) or a host name; empty: for a wildcard, every non-loopback IPv4 address the host has when "
+        "the node starts (for a host name, mDNS stays off). Ignored when `http.host` is one address.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class AdminSettings:
-    host: str = setting("127.0.0.1", "Address of the admin listener (manual runs, node status). Keep it on loopback.")
+    host: str = setting(
+        "127.0.0.1",
+        "Address of the admin listener (manual runs, node status, the moderation page). Keep it on loopback.",
+    )
     port: int = setting(
         8081, "TCP port of the admin listener; 0 turns the admin listener off.", minimum=0, maximum=65535
     )
@@ -214,6 +261,7 @@ class Settings:
     providers: ProvidersSettings = field(default_factory=ProvidersSettings)
     runs: RunsSettings = field(default_factory=RunsSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 

@@ -15,6 +15,7 @@ from ftm.federation.identity import (
     derive_id,
     load_node_identity,
     verify,
+    verify_many,
 )
 from ftm.federation.keyfile import KeyFileError, create_key_file, decode_key_text, read_key_file
 
@@ -111,3 +112,25 @@ def test_sealed_inbox_opens_only_with_its_secret() -> None:
         open_inbox(secret, sealed[:-1] + bytes([sealed[-1] ^ 1]))
     with pytest.raises(BadSealedMessage):
         open_inbox(secret, sealed[:10])
+
+
+def test_verify_many_agrees_with_verify() -> None:
+    key, other = SigningKey.generate(), SigningKey.generate()
+    good = (key.public_key, b"m", key.sign("ftm-test-a", b"m"))
+    items = [
+        good,
+        (key.public_key, b"M", good[2]),
+        (other.public_key, b"m", good[2]),
+        (key.public_key, b"m", good[2][:63]),
+        (key.public_key[:31], b"m", good[2]),
+        (key.public_key, b"m", bytes(64)),
+        (other.public_key, b"x", other.sign("ftm-test-a", b"x")),
+    ]
+    assert verify_many("ftm-test-a", items) == [True, False, False, False, False, False, True]
+    assert verify_many("ftm-test-b", [good]) == [False]
+    for (public_key, message, signature), ok in zip(items, verify_many("ftm-test-a", items), strict=True):
+        if ok:
+            verify(public_key, "ftm-test-a", message, signature)
+        else:
+            with pytest.raises(BadSignature):
+                verify(public_key, "ftm-test-a", message, signature)
