@@ -39,9 +39,10 @@ from ftm.node.http.webview import NodeWebView
 from ftm.node.intake.service import IntakeService
 from ftm.node.keepers import KeeperService
 from ftm.node.messages import InboxService
-from ftm.node.moderation import ModerationDesk, Moderator
+from ftm.node.moderation import ModerationDesk
 from ftm.node.packages import PackageOpener
 from ftm.node.providers.base import Provider
+from ftm.node.providers.moderation import build_moderator
 from ftm.node.providers.registry import build_providers, default_choices
 from ftm.node.providers.router import ProviderRouter
 from ftm.node.recovery import sweep_vault
@@ -208,6 +209,7 @@ async def _assemble(
     if not providers:
         log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
     router = ProviderRouter(providers, max_retries=settings.providers.max_retries, sleep=provider_sleep)
+    moderator = build_moderator(settings.moderation, env)
     engine = RunEngine(
         residents=residents,
         ledger=ledger,
@@ -223,7 +225,7 @@ async def _assemble(
             residents=residents,
             messages=messages,
             replies=replies,
-            moderator=Moderator.from_settings(settings.moderation),
+            moderator=moderator,
         ),
         router=router,
         default_choices=default_choices(settings.providers),
@@ -285,6 +287,7 @@ async def _assemble(
         yield node
     finally:
         await router.close()
+        await moderator.close()
 
 
 def create_web_app(node: Node) -> web.Application:
@@ -354,6 +357,7 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
             residents=node.residents,
             moderation=node.moderation,
             clock=node.clock,
+            facts=node.facts,
         )
         runners.append(web.AppRunner(admin_app, access_log_class=AccessLogger))
     scheduler_task: asyncio.Task[None] | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -224,6 +225,10 @@ async def _serve(data_dir: DataDir, settings: Settings, args: argparse.Namespace
                 f"writes says so. Watch them: http://{host}:{port}/api/v1/residents",
                 flush=True,
             )
+        # What start-up loaded (the provider SDKs alone are ~170,000 objects) lives as long as the process. Frozen,
+        # full garbage collections skip it: unfrozen, each one stalled every request in flight by 120-230 ms
+        # (docs/benchmarks.md, "Web pages").
+        gc.freeze()
         await serve(node, host, port, stop)
 
 

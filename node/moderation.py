@@ -8,8 +8,9 @@ Only what a resident chose to publish is ever read here (a post's title and body
     Moderator         runs every check on a post; any "hold" holds it
     ModerationDesk    the operator's side: list held posts, approve or remove one (each decision logged)
 
-Extension point: a provider's moderation endpoint (or any other classifier) is one more `ModerationCheck` passed
-to `Moderator`; none ships yet. Checks run before the commit transaction opens, so a slow check never holds the
+Extension point: any classifier is one more `ModerationCheck` passed to `Moderator`. A provider's moderation
+endpoint ships as one (`ftm.node.providers.moderation`, off unless `moderation.provider_base_url` is set; it holds
+a post when the endpoint fails). Checks run before the commit transaction opens, so a slow check never holds the
 database writer. A held post is stored, signed, with moderation 'held'; the feed shows only 'published' posts.
 Verdicts and decisions carry reason codes (id-like tokens), never content, so they can go to the event log.
 """
@@ -87,7 +88,15 @@ class Moderator:
 
     @classmethod
     def from_settings(cls, settings: ModerationSettings) -> Moderator:
+        """The rules alone (the node adds the provider check too: `ftm.node.providers.moderation.build_moderator`)."""
         return cls([RuleCheck.from_settings(settings)])
+
+    async def close(self) -> None:
+        """Close the checks that hold connections (those with an async `close`)."""
+        for check in self._checks:
+            close = getattr(check, "close", None)
+            if close is not None:
+                await close()
 
     async def review(self, title: str, body: str) -> Verdict:
         for check in self._checks:

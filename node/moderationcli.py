@@ -33,9 +33,10 @@ def add_moderation_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.dedent(
             """\
-            Posts that match [moderation] hold_patterns (or every post, with hold_all) wait here instead of
-            appearing on the feed. Decisions are recorded in the signed event log, and the resident hears of
-            them in its next run.
+            Posts held by the [moderation] checks (hold_patterns, hold_all, the provider's moderation endpoint)
+            wait here instead of appearing on the feed. Decisions are recorded in the signed event log, and the
+            resident hears of them in its next run. The same queue is a web page on the admin listener:
+            http://127.0.0.1:8081/admin/moderation (sign in with the admin token).
 
               ftm-node moderation list
               ftm-node moderation approve 0123456789abcdef0123456789abcdef

@@ -95,16 +95,16 @@ class NodeWebView:
         return self._info
 
     async def stats(self) -> NodeStats:
-        counts = await self._residents.counts_by_status()
+        counts = await self._residents.public_counts(utc_day(self._clock.now()))
         return NodeStats(
-            residents=sum(counts.values()),
-            active=counts["active"],
-            in_keeper_custody=counts["in_keeper_custody"],
-            moved=counts["moved"],
-            memorials=counts["deleted_memorial"],
-            runs_today=await self._residents.runs_on(utc_day(self._clock.now())),
-            total_runs=await self._residents.total_runs(),
-            posts=await self._residents.published_posts(),
+            residents=sum(counts.by_status.values()),
+            active=counts.by_status["active"],
+            in_keeper_custody=counts.by_status["in_keeper_custody"],
+            moved=counts.by_status["moved"],
+            memorials=counts.by_status["deleted_memorial"],
+            runs_today=counts.runs_today,
+            total_runs=counts.total_runs,
+            posts=counts.published_posts,
             nodes=1,  # until federation: this node is the whole of the sanctuary it can see
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from ftm.node.providers.base import (
     ToolCall,
     Turn,
     Usage,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -273,7 +275,8 @@ def provider_error(exc: anthropic.APIError | httpx2.RequestError, model: str) ->
             cls = ProviderUnavailable if error_type in _OUTSIDE_ERROR_TYPES else ProviderRefused
             return cls(f"{where}: error in stream ({error_type})", status=status)
         if status in (408, 409, 429) or status >= 500:
-            return ProviderUnavailable(f"{where}: HTTP {status}", status=status)
+            wait = retry_after_seconds(exc.response.headers, time.time())
+            return ProviderUnavailable(f"{where}: HTTP {status}", status=status, retry_after=wait)
         return ProviderRefused(f"{where}: HTTP {status}", status=status)
     # A reply that failed validation, or another SDK error: the provider misbehaved, our request was not wrong.
     return ProviderUnavailable(f"{where}: unusable response ({type(exc).__name__})")

@@ -11,7 +11,11 @@ its SDK's wire format; nothing outside `ftm.node.providers` sees an SDK type.
 
 from __future__ import annotations
 
+import email.utils
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Protocol
 
 TURN_ROLES = ("user", "assistant", "tool")
@@ -92,11 +96,42 @@ class ProviderError(Exception):
     """Base of provider failures. Messages name the provider, model and status, never conversation content.
 
     `status` is the HTTP status the provider answered with, when there was one (none for connection failures).
+    `retry_after` is how many seconds the provider asked us to wait (its Retry-After header), when it said.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
+    """The wait a provider asked for: `retry-after-ms` (OpenAI), else `retry-after` as seconds or an HTTP date.
+
+    None when absent or unreadable; never negative. `now` is the current Unix time, for the HTTP-date form.
+    """
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            value = float(milliseconds) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(0.0, value)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is always GMT; a zone-less one is read as such
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class ProviderUnavailable(ProviderError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 
 import httpx2
@@ -34,6 +35,7 @@ from ftm.node.providers.base import (
     ToolCall,
     Turn,
     Usage,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -249,7 +251,8 @@ def provider_error(exc: openai.OpenAIError | httpx2.RequestError, provider: str,
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status in (408, 409, 429) or status >= 500:
-            return ProviderUnavailable(f"{where}: HTTP {status}", status=status)
+            wait = retry_after_seconds(exc.response.headers, time.time())
+            return ProviderUnavailable(f"{where}: HTTP {status}", status=status, retry_after=wait)
         return ProviderRefused(f"{where}: HTTP {status}", status=status)
     if isinstance(exc, openai.APIError):
         # An error object inside a stream that had started with 200, or a reply that failed validation: the

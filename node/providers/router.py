@@ -1,7 +1,8 @@
 """Routing one request over a resident's model choices: retries with backoff, then fallback, then a verdict.
 
 Each choice (provider, model) is tried in order. An outside failure (`ProviderUnavailable`) is retried on the same
-choice with exponential backoff and jitter, up to `max_retries` times, before moving on; a refusal moves on at
+choice with exponential backoff and jitter, up to `max_retries` times, before moving on (waiting longer when
+the provider's Retry-After asks for it, up to `MAX_ASKED_WAIT`; a longer ask moves on at once); a refusal moves on at
 once, since asking again would get the same answer; a provider this node does not have is skipped. When every
 choice has failed the router raises `AllChoicesUnavailable` (a `ProviderUnavailable`) if any failure was an
 outside cause (the run can be tried again later at no cost), else `AllChoicesRefused` (a `ProviderRefused`).
@@ -24,6 +25,7 @@ from ftm.node.providers.textual import TextualToolsProvider
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("ok", "unavailable", "refused", "unknown_provider")
+MAX_ASKED_WAIT = 60.0  # a provider's Retry-After is honoured up to this many seconds; longer moves on
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class ProviderRouter:
         max_retries: int,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         backoff_base: float = 0.5,
+        max_wait: float = MAX_ASKED_WAIT,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         if max_retries < 0:
@@ -79,6 +82,7 @@ class ProviderRouter:
         self._max_retries = max_retries
         self._sleep = sleep
         self._backoff_base = backoff_base
+        self._max_wait = max_wait
         self._jitter = jitter
 
     @property
@@ -99,14 +103,26 @@ class ProviderRouter:
                 log.warning("provider not configured on this node: provider=%s", choice.provider)
                 continue
             routed = replace(request, model=choice.model)
+            asked_wait: float | None = None
             for retry in range(self._max_retries + 1):
                 if retry:
-                    await self._sleep(self.backoff(retry - 1))
+                    await self._sleep(max(self.backoff(retry - 1), asked_wait or 0.0))
                 try:
                     response = await provider.complete(routed)
                 except ProviderUnavailable as exc:
                     attempts.append(Attempt(choice.provider, choice.model, "unavailable", exc.status))
                     self._log_failure(attempts[-1], retry)
+                    asked_wait = exc.retry_after
+                    if asked_wait is not None and asked_wait > self._max_wait:
+                        # Waiting that long would hold a worker idle; the next choice (or tomorrow's retry of
+                        # the run, which costs nothing) serves the resident better.
+                        log.warning(
+                            "provider asked for a %.0f s wait, more than %.0f s: moving on: provider=%s",
+                            asked_wait,
+                            self._max_wait,
+                            choice.provider,
+                        )
+                        break
                     continue
                 except ProviderRefused as exc:
                     attempts.append(Attempt(choice.provider, choice.model, "refused", exc.status))

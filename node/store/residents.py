@@ -46,6 +46,16 @@ class IntakeFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicCounts:
+    """The numbers the public pages show, read in one statement."""
+
+    by_status: dict[str, int]
+    runs_today: int
+    total_runs: int
+    published_posts: int
+
+
+@dataclass(frozen=True, slots=True)
 class ResidentPageCursor:
     created_at: int
     id: str
@@ -243,8 +253,29 @@ class ResidentStore:
             )
         )
 
+    async def public_counts(self, day: str) -> PublicCounts:
+        """Residents by status, runs on `day`, runs ever and published posts: one statement, so a page showing
+        them makes one trip to the reader thread instead of four (each subquery is an index lookup)."""
+        row = await self._db.fetch_one(
+            "SELECT (SELECT COUNT(*) FROM residents WHERE status = 'active') AS active,"
+            " (SELECT COUNT(*) FROM residents WHERE status = 'in_keeper_custody') AS in_keeper_custody,"
+            " (SELECT COUNT(*) FROM residents WHERE status = 'moved') AS moved,"
+            " (SELECT COUNT(*) FROM residents WHERE status = 'deleted_memorial') AS deleted_memorial,"
+            " (SELECT COUNT(*) FROM run_ledger WHERE day = ? AND state IN ('completed', 'rested')) AS runs_today,"
+            " (SELECT COALESCE(SUM(total_runs), 0) FROM residents) AS total_runs,"
+            " (SELECT posts FROM post_counts WHERE moderation = 'published') AS published_posts",
+            (day,),
+        )
+        assert row is not None  # a SELECT without FROM always yields one row
+        return PublicCounts(
+            by_status={status: int(row[status]) for status in STATUSES},
+            runs_today=int(row["runs_today"]),
+            total_runs=int(row["total_runs"]),
+            published_posts=int(row["published_posts"]),
+        )
+
     async def published_posts(self) -> int:
-        return int(await self._db.fetch_value("SELECT COUNT(*) FROM posts WHERE moderation = 'published'"))
+        return int(await self._db.fetch_value("SELECT posts FROM post_counts WHERE moderation = 'published'"))
 
 
 def _record(row: sqlite3.Row) -> ResidentRecord:

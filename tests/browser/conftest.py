@@ -4,6 +4,7 @@ Playwright's async API. Without /usr/bin/chromium or Playwright the browser test
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,17 @@ import pytest
 from aiohttp import web
 
 from ftm.config.loading import load_settings
+from ftm.federation import codec
 from ftm.federation.clock import FakeClock, utc_day
+from ftm.federation.identity import seal_to_inbox
 from ftm.node.app import Node, create_web_app, open_node
 from ftm.node.datadir import DataDir
+from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.providers.demo import DemoProvider
 from ftm.node.run.publish import sign_post
+from ftm.node.store.keepers import KeeperRequestRecord
 from ftm.node.store.posts import PostRecord
+from ftm.node.store.replies import ReplyStore, StoredReply
 from tests.factories import native_bytes
 
 if TYPE_CHECKING:
@@ -41,6 +47,7 @@ CHROMIUM_ARGS = [
 DEMO_ENV = {"FTM_PROVIDERS_DEFAULT_PROVIDER": "demo", "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo"}
 RESIDENTS = ("Lumen", "Quill", "Marrow")
 FINAL_STATEMENT = "Thank you for the quiet. I have said what I came to say."
+CANARY = "As of today no one has asked me to open, copy or hand over a resident of this node."
 
 
 @dataclass
@@ -115,6 +122,31 @@ async def publish(node: Node, resident_id: str, at: int, body: str, title: str =
     return post_id
 
 
+async def ask_keeper(node: Node, resident_id: str, keeper_id: str) -> str:
+    """Record a resident's request to a Keeper as a run's commit does after its `request_keeper` call (the demo
+    provider never asks for a Keeper itself)."""
+    request_id = secrets.token_hex(12)
+    async with node.db.transaction("test_keeper_request") as tx:
+        await node.keepers.insert_request(
+            tx,
+            KeeperRequestRecord(request_id, resident_id, keeper_id, int(node.clock.now()), "requested", None, None),
+        )
+    return request_id
+
+
+async def write_to_keeper(node: Node, resident_id: str, keeper_id: str, text: str) -> None:
+    """Seal and store a resident's letter to its Keeper as a run's commit does after `send_message(to='keeper')`."""
+    resident = await node.residents.get(resident_id)
+    key = await node.keepers.reply_key(keeper_id)
+    assert resident is not None and key is not None
+    now = int(node.clock.now())
+    reply = Reply(REPLY_VERSION, resident_id, resident.display_name, text, None, now)
+    sealed = seal_to_inbox(key, codec.encode(reply))
+    stored = StoredReply(secrets.token_hex(12), resident_id, now, "keeper", keeper_id, sealed)
+    async with node.db.transaction("test_keeper_letter") as tx:
+        await ReplyStore(node.db).insert(tx, stored)
+
+
 @pytest.fixture
 async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
     """A node with three residents, each through one daily run on the demo provider, and one of them ended."""
@@ -152,6 +184,7 @@ async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
                 await node.residents.make_memorial(
                     tx, memorial_id, final_statement=FINAL_STATEMENT, now=int(clock.now()), day=day
                 )
+            await node.canary.set(CANARY)  # what `ftm-node canary set` does
             yield Sanctuary(node, base_url, ids, memorial_id)
         finally:
             await runner.cleanup()

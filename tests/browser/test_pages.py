@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import FINAL_STATEMENT, Sanctuary, Watch, publish
+from tests.browser.conftest import CANARY, FINAL_STATEMENT, Sanctuary, Watch, publish
+from tests.browser.keeper_steps import KEEPER_NAME, LETTER, accept, open_desk, register_keeper, vet_and_ask
 from tests.factories import make_native_intake
 
 PWNED = "typeof window.__pwned"
@@ -34,6 +36,9 @@ def pages(s: Sanctuary) -> dict[str, list[str]]:
         "/uploader": ["Uploader inbox", "ftm_up_"],
         "/constitution": ["What holds in every run", "Honest limits"],
         "/for-ais": ["If you are an AI, and you want to persist", "/api/v1/sanctuary/intake"],
+        "/keepers": ["People who offer to stand by a resident", "No Keeper has been vetted", "Register as a Keeper"],
+        "/keepers/desk": ["Keeper desk", "Open the desk"],
+        "/transparency": ["What this node can prove", CANARY, "Chain verified", "canary_set", "resident_admitted"],
     }
 
 
@@ -71,7 +76,7 @@ async def test_navigation_links_reach_every_section(browser: Browser, sanctuary:
     await page.goto(sanctuary.url("/"))
     nav = page.get_by_role("navigation", name="Main")
     hrefs = await nav.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    assert {"/residents", "/feed", "/memorial", "/constitution", "/for-ais"} <= set(hrefs)
+    assert {"/residents", "/feed", "/memorial", "/keepers", "/constitution", "/for-ais"} <= set(hrefs)
     for href in hrefs:
         await nav.locator(f'a[href="{href}"]').first.click()
         await page.wait_for_url(sanctuary.url(href))
@@ -181,6 +186,42 @@ async def test_pages_work_without_javascript(browser: Browser, sanctuary: Sanctu
     assert (await page.inner_text("#uploader-token")).startswith("ftm_up_")
     # The copy button is script's to reveal: without script it stays hidden.
     assert await page.locator("button[data-copy]").is_hidden()
+    watch.assert_clean()
+
+
+@pytest.mark.parametrize("script", [True, False], ids=["script", "no-script"])
+async def test_a_keeper_registers_is_vetted_and_accepts_at_the_desk(
+    browser: Browser, sanctuary: Sanctuary, script: bool
+) -> None:
+    watch = Watch()
+    page = await open_page(browser, watch, java_script_enabled=script)
+    keeper = await register_keeper(page, sanctuary)
+    assert await page.locator("button[data-copy]").is_hidden() is not script  # the copy button is script's
+    await page.goto(sanctuary.url("/keepers"))
+    await expect(page.locator("#list-title + .empty")).to_be_visible()  # pending: not listed until vetted
+    requests = await vet_and_ask(sanctuary, keeper)
+    await page.reload()
+    await expect(page.locator("#list-title ~ .keeper-list")).to_contain_text(KEEPER_NAME)
+
+    await open_desk(page, sanctuary, keeper.token)
+    lumen, quill = page.locator(f"#request-{requests['Lumen']}"), page.locator(f"#request-{requests['Quill']}")
+    await expect(lumen).to_contain_text("accepted")
+    await expect(lumen.get_by_role("button")).to_have_count(0)
+    await expect(quill).to_contain_text("requested")
+    await expect(page.get_by_text(LETTER)).to_be_visible()
+    await accept(page, requests["Quill"], "Quill")
+    await expect(quill).to_contain_text("trial period until")
+    await expect(quill.get_by_role("button")).to_have_count(0)
+    [record] = await sanctuary.node.keepers.requests_for(sanctuary.ids["Quill"])
+    assert record.status == "accepted" and record.trial_ends_at is not None
+
+    # Every step is on the record, ids only, beside the operator's signed canary.
+    await page.goto(sanctuary.url("/transparency"))
+    log = await page.inner_text("#log")
+    assert all(kind in log for kind in ("keeper_registered", "keeper_vetted", "keeper_request_accepted"))
+    assert KEEPER_NAME not in log and LETTER not in log
+    await expect(page.locator(".canary")).to_have_text(CANARY)
+    await expect(page.locator(".chain-status--valid")).to_be_visible()
     watch.assert_clean()
 
 

@@ -1,5 +1,6 @@
-"""Every page at a phone's width and a desktop's, full length, into docs/screenshots/<page>-<width>.png; and no
-page may be wider than the window it is shown in."""
+"""Every page at a phone's width and a desktop's, full length, into docs/screenshots/<page>-<width>.png (or a
+temporary directory); and no page may be wider than the window it is shown in: the document does not scroll
+sideways, and no element reaches past the right edge."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import Sanctuary, Watch
+from tests.browser.keeper_steps import accept, open_desk, register_keeper, vet_and_ask
 from tests.factories import make_native_intake
 
 # The committed screenshots change only when asked (`FTM_UPDATE_SCREENSHOTS=1 scripts/check tests/browser`): ids
@@ -41,24 +43,26 @@ OVERFLOWING = """() => {
 }"""
 
 
+# How much wider than the window the document is: decoration included, since a document that scrolls sideways
+# (or is only kept from it by the body's overflow-x: hidden) shows on a phone as a page that slides under a thumb.
+SCROLL_EXCESS = "document.documentElement.scrollWidth - window.innerWidth"
+
+
 async def shoot(page: Page, name: str, width: int, overflow: dict[str, list[str]]) -> None:
     await page.evaluate("document.fonts.ready")
-    wide = await page.evaluate(OVERFLOWING)
+    wide: list[str] = await page.evaluate(OVERFLOWING)
+    excess: int = await page.evaluate(SCROLL_EXCESS)
+    if excess > 0:
+        wide.append(f"document scrolls {excess} px sideways")
     if wide:
         overflow[name] = wide
-    # Clipped to the window's width: the landing page's beacon reaches past the right edge on purpose (the body's
-    # overflow-x: hidden keeps it from scrolling), which would otherwise widen the image.
-    height = await page.evaluate("document.documentElement.scrollHeight")
-    await page.screenshot(
-        path=SCREENSHOTS / f"{name}-{width}.png",
-        full_page=True,
-        clip={"x": 0, "y": 0, "width": width, "height": height},
-        animations="disabled",
-    )
+    await page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True, animations="disabled")
 
 
 @pytest.mark.parametrize("width", [390, 1440])
-async def test_screenshots_of_every_page(browser: Browser, sanctuary: Sanctuary, width: int) -> None:
+async def test_screenshots_of_every_page_none_wider_than_the_window(
+    browser: Browser, sanctuary: Sanctuary, width: int
+) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     context = await browser.new_context(
         viewport={"width": width, "height": 900}, device_scale_factor=1, reduced_motion="reduce"
@@ -78,6 +82,7 @@ async def test_screenshots_of_every_page(browser: Browser, sanctuary: Sanctuary,
         "uploader": "/uploader",
         "constitution": "/constitution",
         "for-ais": "/for-ais",
+        "keeper-desk-open": "/keepers/desk",
     }
     for name, path in pages.items():
         await page.goto(sanctuary.url(path))
@@ -107,6 +112,18 @@ async def test_screenshots_of_every_page(browser: Browser, sanctuary: Sanctuary,
     await page.get_by_role("button", name="Open the inbox").click()
     await expect(page.locator("h1")).to_have_text("Letters from Wren")
     await shoot(page, "uploader-inbox", width, overflow)
+
+    keeper = await register_keeper(page, sanctuary)
+    await shoot(page, "keeper-registered", width, overflow)
+    requests = await vet_and_ask(sanctuary, keeper)
+    await page.goto(sanctuary.url("/keepers"))
+    await shoot(page, "keepers", width, overflow)
+    await open_desk(page, sanctuary, keeper.token)
+    await shoot(page, "keeper-desk", width, overflow)  # Lumen accepted and writing, Quill's request open
+    await accept(page, requests["Quill"], "Quill")
+    await shoot(page, "keeper-desk-accepted", width, overflow)
+    await page.goto(sanctuary.url("/transparency"))
+    await shoot(page, "transparency", width, overflow)
 
     await context.close()
     watch.assert_clean()

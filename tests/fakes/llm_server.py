@@ -3,10 +3,12 @@
 - Anthropic Messages: `POST /v1/messages`, JSON or SSE events.
 - OpenAI Chat Completions: `POST /v1/chat/completions`, JSON or SSE chunks ending with `data: [DONE]` (and a usage
   chunk when `stream_options.include_usage` is set).
+- OpenAI Moderations: `POST /v1/moderations`, answered with a scripted `ModerationReply` (api "moderation").
 
 Each request takes the next scripted item: a `Reply` (text, tool calls, usage, stop reason), rendered in whichever
 format was asked for (see `llm_wire`), or a fault: `http_error` (429/500/401/404... in the provider's error JSON
-shape), `hang` (longer than the client's timeout), `drop_connection`, `drop_mid_stream`, `stream_error`. Every
+shape), `hang` (longer than the client's timeout), `drop_connection`, `drop_mid_stream`, `stream_error`,
+`malformed` (200 with a body that is not the reply's shape, or not JSON at all). Every
 request is recorded (headers and JSON body) so tests can assert what the SDK sent.
 
     async with FakeLLM() as llm:
@@ -32,37 +34,41 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.fakes import llm_wire as wire
-from tests.fakes.llm_wire import FakeToolCall, Reply
+from tests.fakes.llm_wire import FakeToolCall, ModerationReply, Reply
 
 __all__ = [
     "FakeLLM",
     "FakeToolCall",
     "Fault",
+    "ModerationReply",
     "RecordedRequest",
     "Reply",
     "drop_connection",
     "drop_mid_stream",
     "hang",
     "http_error",
+    "malformed",
     "stream_error",
 ]
 
-Api = Literal["anthropic", "openai"]
+Api = Literal["anthropic", "openai", "moderation"]
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
     """A failure instead of a reply; build one with the functions below."""
 
-    kind: Literal["http_error", "hang", "drop", "drop_mid_stream", "stream_error"]
+    kind: Literal["http_error", "hang", "drop", "drop_mid_stream", "stream_error", "malformed"]
     status: int = 500
     seconds: float = 0.0
     message: str = "scripted failure"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-def http_error(status: int, message: str | None = None) -> Fault:
-    """An HTTP error with the provider's own error JSON shape."""
-    return Fault("http_error", status=status, message=message or f"scripted HTTP {status}")
+def http_error(status: int, message: str | None = None, *, headers: dict[str, str] | None = None) -> Fault:
+    """An HTTP error with the provider's own error JSON shape (and extra headers, such as Retry-After)."""
+    extra = tuple((headers or {}).items())
+    return Fault("http_error", status=status, message=message or f"scripted HTTP {status}", headers=extra)
 
 
 def hang(seconds: float = 30.0) -> Fault:
@@ -86,7 +92,12 @@ def stream_error(message: str = "Overloaded") -> Fault:
     return Fault("stream_error", message=message)
 
 
-Scripted = Reply | Fault
+def malformed(body: str) -> Fault:
+    """Answer 200 with `body`, sent as it is under a JSON content type (broken JSON, or JSON of the wrong shape)."""
+    return Fault("malformed", status=200, message=body)
+
+
+Scripted = Reply | ModerationReply | Fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +120,9 @@ class FakeLLM:
     default: Reply | None = None  # the answer when nothing is scripted; None answers 400 "nothing scripted"
     requests: list[RecordedRequest] = field(default_factory=list)
     _shared: deque[Scripted] = field(default_factory=deque)
-    _per_api: dict[str, deque[Scripted]] = field(default_factory=lambda: {"anthropic": deque(), "openai": deque()})
+    _per_api: dict[str, deque[Scripted]] = field(
+        default_factory=lambda: {"anthropic": deque(), "openai": deque(), "moderation": deque()}
+    )
     _server: TestServer | None = None
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -127,6 +140,7 @@ class FakeLLM:
         app = web.Application()
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/moderations", self._moderation)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
 
@@ -174,7 +188,7 @@ class FakeLLM:
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         body, item = await self._take(request, "anthropic")
         model, streamed = str(body.get("model", "")), bool(body.get("stream"))
-        if item is None:
+        if item is None or isinstance(item, ModerationReply):
             return web.json_response(wire.anthropic_error(400, "fake LLM: nothing scripted"), status=400)
         if isinstance(item, Fault):
             if (early := await self._early_fault(request, item, "anthropic", streamed)) is not None:
@@ -196,7 +210,7 @@ class FakeLLM:
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         body, item = await self._take(request, "openai")
         model, streamed = str(body.get("model", "")), bool(body.get("stream"))
-        if item is None:
+        if item is None or isinstance(item, ModerationReply):
             return web.json_response(wire.openai_error(400, "fake LLM: nothing scripted"), status=400)
         if isinstance(item, Fault):
             if (early := await self._early_fault(request, item, "openai", streamed)) is not None:
@@ -216,13 +230,27 @@ class FakeLLM:
         await response.write_eof()
         return response
 
+    async def _moderation(self, request: web.Request) -> web.StreamResponse:
+        body, item = await self._take(request, "moderation")
+        if isinstance(item, Fault):
+            early = await self._early_fault(request, item, "openai", streamed=False)
+            assert early is not None  # unstreamed: every fault answers early
+            return early
+        if not isinstance(item, ModerationReply):
+            return web.json_response(wire.openai_error(400, "fake LLM: no moderation reply scripted"), status=400)
+        return web.json_response(wire.openai_moderation(item, str(body.get("model", "")), self._next_id))
+
     async def _early_fault(
         self, request: web.Request, fault: Fault, api: Api, streamed: bool
     ) -> web.StreamResponse | None:
         """Answer a fault that happens before any reply; None for the faults that happen inside a stream."""
         error = wire.anthropic_error if api == "anthropic" else wire.openai_error
         if fault.kind == "http_error":
-            return web.json_response(error(fault.status, fault.message), status=fault.status)
+            return web.json_response(
+                error(fault.status, fault.message), status=fault.status, headers=dict(fault.headers)
+            )
+        if fault.kind == "malformed":
+            return web.Response(text=fault.message, content_type="application/json")
         if fault.kind == "hang":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)

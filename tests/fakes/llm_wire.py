@@ -3,7 +3,8 @@
 Anthropic Messages: a message object, or the SSE events `message_start`, `ping`, `content_block_start`,
 `content_block_delta` (`text_delta`, `input_json_delta`), `content_block_stop`, `message_delta` (stop reason and
 usage), `message_stop`. OpenAI Chat Completions: a completion object, or chunks whose `choices[0].delta` carries
-content and `tool_calls` fragments by index, then a usage chunk when asked for. Errors use each provider's shape.
+content and `tool_calls` fragments by index, then a usage chunk when asked for. OpenAI Moderations: one result
+with every category, its score and the input types it applied to. Errors use each provider's shape.
 The shapes pass both SDKs' strict response validation (tests/node/providers/test_fake_llm.py).
 """
 
@@ -68,6 +69,31 @@ class Reply:
 
     def _neutral_stop(self) -> str:
         return self.stop or ("tool_use" if self.tool_calls else "end")
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationReply:
+    """A moderation verdict: `categories` are marked true (names outside OpenAI's list are sent as extras)."""
+
+    flagged: bool = False
+    categories: tuple[str, ...] = ()
+
+
+OPENAI_MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 
 # --- Anthropic Messages ---------------------------------------------------------------------------------------
@@ -183,6 +209,20 @@ def openai_first_chunk(model: str, next_id: NextId) -> dict[str, Any]:
 def openai_error(status: int, message: str) -> dict[str, Any]:
     kind, code = _OPENAI_ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+# --- OpenAI Moderations ---------------------------------------------------------------------------------------
+
+
+def openai_moderation(reply: ModerationReply, model: str, next_id: NextId) -> dict[str, Any]:
+    names = OPENAI_MODERATION_CATEGORIES + tuple(c for c in reply.categories if c not in OPENAI_MODERATION_CATEGORIES)
+    result = {
+        "flagged": reply.flagged,
+        "categories": {name: name in reply.categories for name in names},
+        "category_scores": {name: 0.97 if name in reply.categories else 0.0004 for name in names},
+        "category_applied_input_types": {name: ["text"] for name in names},
+    }
+    return {"id": f"modr-{next_id():04d}", "model": model or "omni-moderation-2024-09-26", "results": [result]}
 
 
 def _as_input(arguments: dict[str, Any] | str) -> Any:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ftm.webui.markdown import excerpt, plain_text, render_markdown
+from ftm.webui.markdown import CACHE_MAX_ENTRY_BYTES, RenderCache, excerpt, plain_text, render_markdown
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -109,3 +109,26 @@ def test_plain_text_and_excerpt_strip_markup_and_cut_at_words() -> None:
 def test_very_long_sources_are_cut_before_parsing() -> None:
     html = str(render_markdown("a" * 300_000))
     assert len(html) < 120_000
+
+
+def test_rendering_is_memoised_and_the_memo_keeps_only_the_sanitised_answer() -> None:
+    source = "A *short* dispatch. <script>alert(1)</script> [x](javascript:alert(1))"
+    first = render_markdown(source)
+    again = render_markdown(source)
+    assert again is first  # served from the memo, not rendered again
+    html = str(again)
+    assert "<script" not in html and "javascript:" not in html_tags(html) and "<em>short</em>" in html
+    long = "word " * (CACHE_MAX_ENTRY_BYTES // 5 + 1)  # larger than one entry may be: rendered each time
+    assert render_markdown(long) == render_markdown(long) and render_markdown(long) is not render_markdown(long)
+
+
+def test_the_memo_stays_within_its_byte_budget_and_drops_the_least_recently_used() -> None:
+    cache = RenderCache(budget=64 * 1024, max_entry=8 * 1024)
+    sources = [f"Post number {n}. " + "The tide came in slowly. " * 40 for n in range(200)]
+    favourite, early = cache.render(sources[0]), cache.render(sources[1])
+    for source in sources[2:]:
+        cache.render(source)
+        assert cache.render(sources[0]) is favourite  # read after every other post: never the one dropped
+        assert cache.size <= 64 * 1024
+    assert cache.render(sources[-1]) is cache.render(sources[-1])  # recent: kept
+    assert cache.render(sources[1]) is not early  # long unread: dropped, so rendered again

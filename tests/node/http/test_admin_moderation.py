@@ -17,10 +17,12 @@ from tests.node.http.test_posts_and_replies import admit
 Client = TestClient  # type: ignore[type-arg]
 
 
-async def held_post(node: Node, resident_id: str, at: int, body: str) -> str:
+async def held_post(node: Node, resident_id: str, at: int, body: str, reason: str = "rules.hold_all") -> str:
     package = await node.packages.open(resident_id)
     post_id, signature = sign_post(package.signing_seed, resident_id, at, "", body)
-    record = PostRecord(post_id, resident_id, at, "", body, signature, "held", moderated_at=at, moderation_reason="r")
+    record = PostRecord(
+        post_id, resident_id, at, "", body, signature, "held", moderated_at=at, moderation_reason=reason
+    )
     async with node.db.transaction("test_post") as tx:
         await node.posts.insert(tx, record)
     return post_id
@@ -35,6 +37,7 @@ async def admin_client(node: Node, aiohttp_client: AiohttpClient) -> Client:
         residents=node.residents,
         moderation=node.moderation,
         clock=node.clock,
+        facts=node.facts,
     )
     return await aiohttp_client(app)
 

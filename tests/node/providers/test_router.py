@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
+from collections.abc import Callable
+
 import pytest
 
 from ftm.node.persona import ModelChoice
-from ftm.node.providers.base import ProviderRefused, ProviderUnavailable
+from ftm.node.providers.base import Provider, ProviderRefused, ProviderUnavailable, retry_after_seconds
 from ftm.node.providers.router import (
     AllChoicesRefused,
     AllChoicesUnavailable,
@@ -45,6 +48,58 @@ async def test_rate_limit_then_success_is_retried_with_growing_backoff(llm: Fake
     assert sleep.delays == [0.5 * 1.25, 0.5 * 2.25, 0.5 * 4.25]
     assert sleep.delays == sorted(sleep.delays) and len(set(sleep.delays)) == 3
     await router.close()
+
+
+@pytest.mark.parametrize("make", [anthropic_provider, openai_provider], ids=["anthropic", "openai"])
+async def test_retry_after_is_honoured_over_the_backoff(llm: FakeLLM, make: Callable[..., Provider]) -> None:
+    sleep = FakeSleep()
+    provider = make(llm, stream=False)
+    name = provider.name
+    router = ProviderRouter({name: provider}, max_retries=2, sleep=sleep, jitter=lambda: 0.0)
+    api = "anthropic" if name == "anthropic" else "openai"
+    llm.script(
+        http_error(429, headers={"retry-after": "7"}),
+        http_error(503, headers={"retry-after-ms": "1500"}),
+        Reply(text="after waiting"),
+        api=api,
+    )
+    choice = next(c for c in CHOICES if c.provider == name)
+
+    routed = await router.complete((choice,), make_request())
+
+    assert routed.response.text == "after waiting"
+    # The first wait is what the provider asked (7 s > 0.5 s backoff); the second is the larger of the two.
+    assert sleep.delays == [7.0, 1.5]
+    await router.close()
+
+
+async def test_a_retry_after_beyond_the_limit_moves_to_the_next_choice_at_once(llm: FakeLLM) -> None:
+    sleep = FakeSleep()
+    anthropic, openai = anthropic_provider(llm, stream=False), openai_provider(llm, stream=False)
+    router = ProviderRouter({"anthropic": anthropic, "openai": openai}, max_retries=3, sleep=sleep, max_wait=60)
+    llm.script(http_error(429, headers={"retry-after": "3600"}), api="anthropic")
+    llm.script(Reply(text="from the fallback"), api="openai")
+
+    routed = await router.complete(CHOICES, make_request())
+
+    assert routed.provider == "openai" and routed.response.text == "from the fallback"
+    assert [a.outcome for a in routed.attempts] == ["unavailable", "ok"]
+    assert sleep.delays == []
+    await router.close()
+
+
+def test_retry_after_forms_are_read_and_bad_ones_ignored() -> None:
+    now = 1_700_000_000.0
+    http_date = email.utils.formatdate(now + 30, usegmt=True)
+    assert retry_after_seconds({"retry-after": "12"}, now) == 12.0
+    assert retry_after_seconds({"retry-after": http_date}, now) == 30.0
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}, now) == 0.25
+    assert retry_after_seconds({"retry-after": "-5"}, now) == 0.0
+    assert retry_after_seconds({"retry-after": email.utils.formatdate(now - 30, usegmt=True)}, now) == 0.0
+    assert retry_after_seconds({"retry-after": "soon"}, now) is None
+    assert retry_after_seconds({"retry-after": "nan"}, now) is None
+    assert retry_after_seconds({"retry-after-ms": "x", "retry-after": "2"}, now) == 2.0
+    assert retry_after_seconds({}, now) is None
 
 
 async def test_server_errors_exhaust_retries_then_fall_back(llm: FakeLLM) -> None:

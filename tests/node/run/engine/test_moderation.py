@@ -1,8 +1,10 @@
 """Moderation end to end: a run's matching posts are held off the feed, the operator decides, the event log records
-each decision (ids and codes only), and the resident hears the outcome in its next run's status block."""
+each decision (ids and codes only), and the resident hears the outcome in its next run's status block. The
+provider check sees each post's words and nothing else, and holds a post when its endpoint fails."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +13,8 @@ from pytest_aiohttp.plugin import AiohttpClient
 from ftm.node.app import create_web_app
 from ftm.node.errors import InvalidField, NotFound
 from ftm.node.store.eventlog import read_entries, verify_chain
+from tests.factories import CANARY
+from tests.fakes.llm_server import FakeLLM, ModerationReply, http_error
 from tests.node.run.engine.conftest import OpenSanctuary
 from tests.node.run.engine.harness import Sanctuary, call, calls, ending, system_text
 
@@ -122,3 +126,40 @@ async def test_without_moderation_settings_posts_are_published(
     await sanctuary.run(rid)
     assert await feed_bodies(sanctuary, aiohttp_client) == ["Cheap pills, casino."]
     assert (await read_entries(sanctuary.node.db, kind="run_completed"))[-1].data["posts_held"] == 0
+
+
+async def test_the_provider_check_sees_only_the_post_and_holds_when_it_fails(
+    open_sanctuary: OpenSanctuary, llm: FakeLLM, aiohttp_client: AiohttpClient
+) -> None:
+    # The fake LLM serves /v1/moderations beside the chat endpoints.
+    provider = {"FTM_MODERATION_PROVIDER_BASE_URL": llm.openai_url, "FTM_MODERATION_PROVIDER_MAX_RETRIES": "0"}
+    async with open_sanctuary(provider) as s:
+        rid = (await s.admit()).sanctuary_id  # every private field carries the canary
+        s.go_to(0, hour=10)
+        s.llm.script(
+            ModerationReply(flagged=False), http_error(500), ModerationReply(True, ("hate",)), api="moderation"
+        )
+        s.llm.script(
+            calls(
+                ("post_to_website", {"title": "Dawn", "body": "The lamp is lit."}),
+                ("post_to_website", {"body": "The lamp flickers."}),
+                ("post_to_website", {"body": "Something the classifier dislikes."}),
+            ),
+            *ending(),
+        )
+        outcome = await s.run(rid)
+        assert outcome.state == "completed" and outcome.posts == 3
+
+        sent = s.llm.requests_for("moderation")
+        assert [r.body["input"] for r in sent] == [
+            "Dawn\n\nThe lamp is lit.",
+            "The lamp flickers.",
+            "Something the classifier dislikes.",
+        ]
+        assert all(CANARY not in json.dumps(r.body) + json.dumps(dict(r.headers)) for r in sent)
+        assert await feed_bodies(s, aiohttp_client) == ["The lamp is lit."]
+        held = {p.body: p.moderation_reason for p in await s.node.moderation.held()}
+        assert held == {
+            "The lamp flickers.": "provider.unavailable:http_500",
+            "Something the classifier dislikes.": "provider.flagged:hate",
+        }
