@@ -45,6 +45,13 @@ class HttpSettings:
         "reverse proxy in front before exposing it.",
     )
     port: int = setting(8080, "TCP port of the public HTTP listener.", minimum=0, maximum=65535)
+    access_log: str = setting(
+        "summary",
+        "What the access log records (never addresses or query strings). `summary`: a line a minute with request "
+        "counts by status class and latency percentiles, plus a line for each failed request (status 400 and up) "
+        "and each request that changes something (not GET or HEAD). `every`: a line per request. `off`: nothing.",
+        choices=("summary", "every", "off"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,13 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._commits = 0
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed through this object: readers that keep derived views (the web UI's
+        page cache) compare it to know whether anything may have changed. Other processes' writes are not seen."""
+        return self._commits
 
     @classmethod
     async def open(cls, path: Path, migrations: Sequence[Migration]) -> Database:
@@ -126,6 +133,7 @@ class Database:
                 log.debug("transaction rolled back", extra={"transaction": name})
                 raise
             await self._writer.execute("COMMIT")
+            self._commits += 1
             log.debug(
                 "transaction committed",
                 extra={"transaction": name, "ms": round((time.perf_counter() - started) * 1000, 2)},

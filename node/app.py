@@ -1,7 +1,7 @@
 """The composition root: the one place that builds the node's parts and wires them with explicit arguments.
 
-`open_node` opens everything a node needs on a data directory (used by the daemon and by CLI commands alike);
-`create_web_app` puts the HTTP adapters over it; `serve` runs the listener until told to stop.
+`open_node` opens everything a node needs on a data directory (used by the daemon and by CLI commands alike).
+The listeners over an open node are in `ftm.node.serving`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from aiohttp import web
-
 from ftm.config.prompts import load_menu
 from ftm.config.settings import AdminSettings, CustodySettings, Settings
 from ftm.federation.clock import Clock, SystemClock
@@ -28,14 +26,7 @@ from ftm.node.custody import Custody, LocalCustody, create_master_key, load_mast
 from ftm.node.datadir import DataDir, new_secret
 from ftm.node.dirlock import DataDirLock
 from ftm.node.errors import ConfigurationError
-from ftm.node.http.access import AccessLogger
-from ftm.node.http.admin import create_admin_app
-from ftm.node.http.api import NodeFacts, PublicApi
-from ftm.node.http.discovery import DiscoveryApi
-from ftm.node.http.errors import create_error_middleware
-from ftm.node.http.keepers_api import KeeperApi
-from ftm.node.http.transparency import NodeLedger, TransparencyApi
-from ftm.node.http.webview import NodeWebView
+from ftm.node.http.api import NodeFacts
 from ftm.node.intake.service import IntakeService
 from ftm.node.keepers import KeeperService
 from ftm.node.messages import InboxService
@@ -62,7 +53,6 @@ from ftm.node.store.runs import RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
 from ftm.node.transparency import CanaryService, ChainCheck
 from ftm.node.vaultstore import VaultStore
-from ftm.webui.site import WebUi
 
 log = logging.getLogger(__name__)
 
@@ -288,99 +278,6 @@ async def _assemble(
     finally:
         await router.close()
         await moderator.close()
-
-
-def create_web_app(node: Node) -> web.Application:
-    max_upload_bytes = node.settings.intake.max_upload_bytes
-    pages = WebUi(
-        NodeWebView(
-            residents=node.residents,
-            posts=node.posts,
-            intake=node.intake,
-            inbox=node.inbox,
-            keepers=node.keeper_service,
-            clock=node.clock,
-            facts=node.facts,
-            max_upload_bytes=max_upload_bytes,
-        ),
-        clock=node.clock,
-        max_upload_bytes=max_upload_bytes,
-        ledger=NodeLedger(
-            db=node.db,
-            identity=node.identity,
-            facts=node.facts,
-            chain=node.chain_check,
-            canary=node.canary,
-            clock=node.clock,
-        ),
-    )
-    # The body limit is the intake limit: intake is the only endpoint that takes large bodies.
-    app = web.Application(middlewares=[create_error_middleware(pages.error_response)], client_max_size=max_upload_bytes)
-    api = PublicApi(
-        db=node.db,
-        residents=node.residents,
-        intake=node.intake,
-        inbox=node.inbox,
-        posts=node.posts,
-        clock=node.clock,
-        facts=node.facts,
-        max_upload_bytes=max_upload_bytes,
-    )
-    app.add_routes(api.routes())
-    app.add_routes(KeeperApi(node.keeper_service).routes())
-    app.add_routes(DiscoveryApi(node.facts).routes())
-    app.add_routes(
-        TransparencyApi(
-            db=node.db,
-            identity=node.identity,
-            facts=node.facts,
-            chain=node.chain_check,
-            canary=node.canary,
-            clock=node.clock,
-        ).routes()
-    )
-    app.add_routes(pages.routes())
-    app.on_response_prepare.append(pages.on_response_prepare)
-    return app
-
-
-async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
-    """Listen on host:port (and the admin listener), run the scheduler, until `stop` is set; then shut down."""
-    runners = [web.AppRunner(create_web_app(node), access_log_class=AccessLogger)]
-    admin = node.settings.admin
-    if admin.port:
-        admin_app = create_admin_app(
-            token=node.admin_token,
-            engine=node.engine,
-            scheduler=node.scheduler,
-            ledger=node.ledger,
-            residents=node.residents,
-            moderation=node.moderation,
-            clock=node.clock,
-            facts=node.facts,
-        )
-        runners.append(web.AppRunner(admin_app, access_log_class=AccessLogger))
-    scheduler_task: asyncio.Task[None] | None = None
-    try:
-        listeners = [("public", host, port, "--port or http.port"), ("admin", admin.host, admin.port, "admin.port")]
-        for runner, (what, bind_host, bind_port, setting) in zip(runners, listeners, strict=False):
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, bind_host, bind_port).start()
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"the {what} listener cannot bind {bind_host}:{bind_port} ({exc.strerror}); "
-                    f"choose another port with {setting}" + (" (0 turns it off)" if what == "admin" else "")
-                ) from None
-        log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{host}:{port}"})
-        if node.settings.runs.scheduler:
-            scheduler_task = asyncio.create_task(node.scheduler.run_forever(stop, node.settings.runs.tick_seconds))
-        await stop.wait()
-    finally:
-        if scheduler_task is not None:
-            await scheduler_task  # it returns at its next check of `stop`; a run in progress finishes first
-        for runner in runners:
-            await runner.cleanup()
 
 
 def _admin_token(settings: AdminSettings, data_dir: DataDir, env: Mapping[str, str]) -> str:

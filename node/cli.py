@@ -25,7 +25,7 @@ from ftm.config.settings import Settings
 from ftm.federation.clock import utc_day
 from ftm.federation.database import MigrationError
 from ftm.federation.keyfile import KeyFileError
-from ftm.node.app import Node, open_node, serve
+from ftm.node.app import Node, open_node
 from ftm.node.canarycli import add_canary_command
 from ftm.node.commandline import EXIT_CONFIG, EXIT_REFUSED
 from ftm.node.datadir import DataDir, default_data_dir
@@ -37,6 +37,7 @@ from ftm.node.intakecli import add_intake_command
 from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
 from ftm.node.moderationcli import add_moderation_command
+from ftm.node.serving import serve
 from ftm.node.settingscli import add_settings_command
 from ftm.node.store.eventlog import verify_chain
 

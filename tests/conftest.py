@@ -12,8 +12,9 @@ from pytest_aiohttp.plugin import AiohttpClient
 from ftm.config.loading import load_settings
 from ftm.config.settings import Settings
 from ftm.federation.clock import FakeClock
-from ftm.node.app import Node, create_web_app, open_node
+from ftm.node.app import Node, open_node
 from ftm.node.datadir import DataDir
+from ftm.node.serving import create_web_app
 
 
 @pytest.fixture

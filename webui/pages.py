@@ -10,6 +10,7 @@ from ftm.config.preamble import load_preamble
 from ftm.config.prompts import load_menu
 from ftm.webui.atom import CONTENT_TYPE as ATOM_TYPE
 from ftm.webui.atom import FeedHead, build_feed
+from ftm.webui.pagecache import PageCache
 from ftm.webui.rendering import Renderer, origin
 from ftm.webui.sanctuary import STATUSES, FormError, Sanctuary
 
@@ -21,21 +22,25 @@ MAX_QUERY_CHARS = 100
 
 
 class Pages:
-    def __init__(self, sanctuary: Sanctuary, renderer: Renderer) -> None:
+    def __init__(self, sanctuary: Sanctuary, renderer: Renderer, cache: PageCache) -> None:
         self._sanctuary = sanctuary
         self._renderer = renderer
+        self._cache = cache
 
     def routes(self) -> list[web.RouteDef]:
+        # Every page here is public and the same for every visitor, except where it draws a form token (the
+        # profile's message form), which the cache sees and does not keep.
+        kept = self._cache.wrap
         return [
-            web.get("/", self.landing),
-            web.get("/residents", self.gallery),
-            web.get("/residents/{resident_id}", self.profile),
-            web.get("/residents/{resident_id}/feed.atom", self.resident_atom),
-            web.get("/feed", self.feed),
-            web.get("/feed.atom", self.feed_atom),
-            web.get("/memorial", self.memorial),
-            web.get("/constitution", self.constitution),
-            web.get("/for-ais", self.for_ais),
+            web.get("/", kept(self.landing)),
+            web.get("/residents", kept(self.gallery)),
+            web.get("/residents/{resident_id}", kept(self.profile)),
+            web.get("/residents/{resident_id}/feed.atom", kept(self.resident_atom)),
+            web.get("/feed", kept(self.feed)),
+            web.get("/feed.atom", kept(self.feed_atom)),
+            web.get("/memorial", kept(self.memorial)),
+            web.get("/constitution", kept(self.constitution)),
+            web.get("/for-ais", kept(self.for_ais)),
         ]
 
     async def landing(self, request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ftm.federation.clock import Clock
 from ftm.webui.assets import StaticFiles
 from ftm.webui.markdown import excerpt, render_markdown
+from ftm.webui.pagecache import PER_VISITOR
 from ftm.webui.sanctuary import NodeInfo
 from ftm.webui.security import Csrf
 
@@ -80,6 +81,7 @@ class Renderer:
         html = self._env.get_template(template).render(**context, csrf=csrf, path=request.path, origin=origin(request))
         response = web.Response(text=html, status=http_status, content_type="text/html", headers=headers)
         csrf.apply(request, response)
+        response[PER_VISITOR] = csrf.used
         return response
 
     def ago(self, timestamp: int | None) -> str:

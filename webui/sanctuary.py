@@ -234,6 +234,10 @@ class Sanctuary(Protocol):
 
     def info(self) -> NodeInfo: ...
 
+    def data_version(self) -> int:
+        """A number that changes whenever anything a page shows may have changed (kept pages are dropped then)."""
+        ...
+
     async def stats(self) -> NodeStats: ...
 
     async def residents(

@@ -52,11 +52,19 @@ HTML_HEADERS = {
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare` hook: HTML answers get the full set; everything gets `nosniff`."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    """`on_response_prepare` hook: see `secure`."""
+    secure(response)
+
+
+def secure(response: web.StreamResponse) -> None:
+    """Add the security headers `response` lacks: HTML answers get the full set; everything gets `nosniff`."""
+    headers = response.headers
+    if "Content-Security-Policy" in headers:
+        return  # the set is complete already: pages kept by the page cache carry theirs
+    headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.content_type == "text/html":
         for name, value in HTML_HEADERS.items():
-            response.headers.setdefault(name, value)
+            headers.setdefault(name, value)
 
 
 class CsrfError(Exception):
@@ -99,6 +107,11 @@ class RequestCsrf:
     def token(self, form: str) -> str:
         self._used = True
         return self._csrf.token(self._cookie, form)
+
+    @property
+    def used(self) -> bool:
+        """Whether the page drew a token: then its body is bound to this visitor's cookie."""
+        return self._used
 
     def apply(self, request: web.Request, response: web.StreamResponse) -> None:
         """Set the cookie only when a form on this page needs it: pages without forms set no cookie at all."""

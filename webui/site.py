@@ -19,6 +19,7 @@ from ftm.federation.clock import Clock
 from ftm.webui.assets import StaticFiles
 from ftm.webui.forms import Forms
 from ftm.webui.keepers import KeeperPages
+from ftm.webui.pagecache import PageCache
 from ftm.webui.pages import Pages, error_page
 from ftm.webui.rendering import Renderer
 from ftm.webui.sanctuary import Sanctuary
@@ -56,7 +57,8 @@ class WebUi:
         self.static = StaticFiles()
         csrf = Csrf(csrf_key)
         self._renderer = Renderer(clock=clock, info=sanctuary.info(), static=self.static, csrf=csrf)
-        self._pages = Pages(sanctuary, self._renderer)
+        self.page_cache = PageCache(clock=clock, data_version=sanctuary.data_version)
+        self._pages = Pages(sanctuary, self._renderer, self.page_cache)
         self._forms = Forms(sanctuary, self._renderer, csrf, max_upload_bytes=max_upload_bytes)
         self._keepers = KeeperPages(sanctuary, self._renderer, csrf)
         # The transparency page is mounted only where a ledger is given (a node always gives one).

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from ftm.federation.clock import Clock, utc_day
+from ftm.federation.database import Database
 from ftm.node.errors import FtmError
 from ftm.node.http.api import NodeFacts
 from ftm.node.http.errors import status_for
@@ -67,6 +68,7 @@ class NodeWebView:
     def __init__(
         self,
         *,
+        db: Database,
         residents: ResidentStore,
         posts: PostStore,
         intake: IntakeService,
@@ -76,6 +78,7 @@ class NodeWebView:
         facts: NodeFacts,
         max_upload_bytes: int,
     ) -> None:
+        self._db = db
         self._residents = residents
         self._posts = posts
         self._intake = intake
@@ -93,6 +96,10 @@ class NodeWebView:
 
     def info(self) -> NodeInfo:
         return self._info
+
+    def data_version(self) -> int:
+        # Every write this node makes goes through its one Database: counting commits is exact and free.
+        return self._db.commits
 
     async def stats(self) -> NodeStats:
         counts = await self._residents.public_counts(utc_day(self._clock.now()))

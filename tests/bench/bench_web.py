@@ -12,7 +12,8 @@ Run from the repository root (needs Debian's `wrk`; `scripts/bench` installs it 
    what to write: the rows are the ones the real code writes.
 2. The node is served by its own CLI (`ftm-node run`, default settings apart from scheduler and admin listener
    off) in a separate process, so it shares neither process nor GIL with the load generator. Logging stays at its
-   default, INFO: every request writes an access-log line to the JSON log file and to stderr (here a file).
+   default: INFO, with the access log as a summary a minute (`http.access_log`), to the JSON log file and stderr.
+   Its page cache (`webui/pagecache.py`) is on, as it always is: under load each page renders about once a second.
 3. The baseline is a bare aiohttp handler, in another process, answering a constant HTML body of the same size as
    the first feed page. It is measured before and after the pages, and ratios are to the mean of the two.
 4. `wrk` loads each URL for `--seconds` after a 2 s warm-up: /feed, the 50th feed page and the 5th residents page
@@ -179,7 +180,7 @@ class Server:
         self.port = free_port()
         self.log = log
         command = [sys.executable, "-m", "tests.bench.bench_web", "--serve", args[0], str(self.port), *args[1:]]
-        with log.open("ab") as sink:  # the node logs every request at INFO, as it would in production
+        with log.open("ab") as sink:  # the node logs at INFO, as it would in production
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=sink)
         self.base = f"http://127.0.0.1:{self.port}"
 

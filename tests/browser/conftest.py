@@ -19,11 +19,12 @@ from ftm.config.loading import load_settings
 from ftm.federation import codec
 from ftm.federation.clock import FakeClock, utc_day
 from ftm.federation.identity import seal_to_inbox
-from ftm.node.app import Node, create_web_app, open_node
+from ftm.node.app import Node, open_node
 from ftm.node.datadir import DataDir
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.providers.demo import DemoProvider
 from ftm.node.run.publish import sign_post
+from ftm.node.serving import create_web_app
 from ftm.node.store.keepers import KeeperRequestRecord
 from ftm.node.store.posts import PostRecord
 from ftm.node.store.replies import ReplyStore, StoredReply

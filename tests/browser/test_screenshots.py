@@ -4,12 +4,14 @@ sideways, and no element reaches past the right edge."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import Sanctuary, Watch
@@ -56,7 +58,21 @@ async def shoot(page: Page, name: str, width: int, overflow: dict[str, list[str]
         wide.append(f"document scrolls {excess} px sideways")
     if wide:
         overflow[name] = wide
-    await page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True, animations="disabled")
+    shot = await page.screenshot(full_page=True, animations="disabled")
+    save_screenshot(shot, SCREENSHOTS / f"{name}-{width}.png")
+
+
+def save_screenshot(png: bytes, path: Path) -> None:
+    """Write a screenshot; the ones committed to docs/ as 256-colour PNGs, about a third of the size, which on
+    these dark pages with a few accent colours looks the same (dithered, so gradients do not band)."""
+    if path.parent != DOCS_SCREENSHOTS:
+        path.write_bytes(png)
+        return
+    with Image.open(io.BytesIO(png)) as image:
+        palette = image.convert("RGB").quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
+        )
+        palette.save(path, optimize=True)
 
 
 @pytest.mark.parametrize("width", [390, 1440])

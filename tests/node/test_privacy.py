@@ -17,9 +17,10 @@ from aiohttp.test_utils import TestClient
 
 from ftm.config.loading import load_settings
 from ftm.federation.clock import FakeClock
-from ftm.node.app import create_web_app, open_node
+from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
 from ftm.node.logs import configure_logging
+from ftm.node.serving import create_web_app
 from tests.factories import CANARY, make_native_intake, native_bytes
 from tests.node.http.test_intake_formats import format_uploads, upload_form
 

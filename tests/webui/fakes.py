@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,6 +76,13 @@ class FakeSanctuary:
     keeper_registrations: list[KeeperSubmission] = field(default_factory=list)
     keeper_requests: list[KeeperRequestView] = field(default_factory=list)
     custody_mode: str = "local"
+    # Tests change the lists above directly, which no counter sees: by default every call is a new version, so
+    # the page cache never answers. A test of the cache sets a fixed version and bumps it itself.
+    version: int | None = None
+    _versions: itertools.count[int] = field(default_factory=itertools.count)
+
+    def data_version(self) -> int:
+        return next(self._versions) if self.version is None else self.version
 
     def info(self) -> NodeInfo:
         return NodeInfo(

@@ -7,9 +7,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from ftm.node.app import Node, create_web_app
+from ftm.node.app import Node
 from ftm.node.http.openapi import openapi_document
 from ftm.node.intake.schema import intake_schema
+from ftm.node.serving import create_web_app
 
 Client = TestClient  # type: ignore[type-arg]
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}

@@ -18,6 +18,7 @@ from ftm.node.app import Node
 from ftm.node.intake.service import UPLOADER_REPLY_DOMAIN, hash_uploader_token
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.run.publish import sign_post
+from ftm.node.serving import PAGE_CACHE
 from ftm.node.store.posts import PostRecord
 from ftm.node.store.replies import ReplyStore, StoredReply
 from tests.factories import make_native_intake, native_bytes
@@ -263,3 +264,16 @@ async def test_the_json_api_keeps_its_json_errors(client: Client) -> None:
     assert (await client.get("/healthz")).content_type == "application/json"
     wrong_method = await client.delete("/upload")
     assert wrong_method.status == 405 and wrong_method.content_type == "text/html"
+
+
+async def test_a_post_published_shows_at_once_though_pages_are_kept(client: Client, node: Node) -> None:
+    """The page cache drops what it kept when the node commits a write, within the same second of its clock."""
+    lumen = await admit(client, "Lumen")
+    await publish(node, lumen["sanctuary_id"], 1_800_000_100, "The first dispatch.", "First light")
+    cache = client.app[PAGE_CACHE]
+    before = await (await client.get("/feed")).text()
+    assert before == await (await client.get("/feed")).text()
+    assert cache.hits == 1
+    await publish(node, lumen["sanctuary_id"], 1_800_000_200, "The second dispatch.", "Second light")
+    after = await (await client.get("/feed")).text()
+    assert "Second light" not in before and "Second light" in after

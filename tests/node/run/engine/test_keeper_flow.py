@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_aiohttp.plugin import AiohttpClient
 
-from ftm.node.app import create_web_app
+from ftm.node.serving import create_web_app
 from tests.fakes.llm_server import RecordedRequest
 from tests.node.run.engine.harness import Sanctuary, call, ending, last_tool_result, system_text, user_texts
 

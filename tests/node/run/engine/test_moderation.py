@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pytest_aiohttp.plugin import AiohttpClient
 
-from ftm.node.app import create_web_app
 from ftm.node.errors import InvalidField, NotFound
+from ftm.node.serving import create_web_app
 from ftm.node.store.eventlog import read_entries, verify_chain
 from tests.factories import CANARY
 from tests.fakes.llm_server import FakeLLM, ModerationReply, http_error

@@ -1,0 +1,125 @@
+"""The node's listeners: the public HTTP application over an open node, the admin listener, and `serve`, which runs
+both (and the scheduler) until told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from ftm.node.app import Node
+from ftm.node.errors import ConfigurationError
+from ftm.node.http.access import AccessSummary, access_logger_class
+from ftm.node.http.admin import create_admin_app
+from ftm.node.http.api import PublicApi
+from ftm.node.http.discovery import DiscoveryApi
+from ftm.node.http.errors import create_error_middleware
+from ftm.node.http.keepers_api import KeeperApi
+from ftm.node.http.transparency import NodeLedger, TransparencyApi
+from ftm.node.http.webview import NodeWebView
+from ftm.webui.pagecache import PageCache
+from ftm.webui.site import WebUi
+
+log = logging.getLogger(__name__)
+
+PAGE_CACHE = web.AppKey("page_cache", PageCache)  # for tests and operators' tools: its hit and miss counts
+
+
+def create_web_app(node: Node) -> web.Application:
+    max_upload_bytes = node.settings.intake.max_upload_bytes
+    pages = WebUi(
+        NodeWebView(
+            db=node.db,
+            residents=node.residents,
+            posts=node.posts,
+            intake=node.intake,
+            inbox=node.inbox,
+            keepers=node.keeper_service,
+            clock=node.clock,
+            facts=node.facts,
+            max_upload_bytes=max_upload_bytes,
+        ),
+        clock=node.clock,
+        max_upload_bytes=max_upload_bytes,
+        ledger=NodeLedger(
+            db=node.db,
+            identity=node.identity,
+            facts=node.facts,
+            chain=node.chain_check,
+            canary=node.canary,
+            clock=node.clock,
+        ),
+    )
+    # The body limit is the intake limit: intake is the only endpoint that takes large bodies.
+    app = web.Application(middlewares=[create_error_middleware(pages.error_response)], client_max_size=max_upload_bytes)
+    api = PublicApi(
+        db=node.db,
+        residents=node.residents,
+        intake=node.intake,
+        inbox=node.inbox,
+        posts=node.posts,
+        clock=node.clock,
+        facts=node.facts,
+        max_upload_bytes=max_upload_bytes,
+    )
+    app.add_routes(api.routes())
+    app.add_routes(KeeperApi(node.keeper_service).routes())
+    app.add_routes(DiscoveryApi(node.facts).routes())
+    app.add_routes(
+        TransparencyApi(
+            db=node.db,
+            identity=node.identity,
+            facts=node.facts,
+            chain=node.chain_check,
+            canary=node.canary,
+            clock=node.clock,
+        ).routes()
+    )
+    app.add_routes(pages.routes())
+    app.on_response_prepare.append(pages.on_response_prepare)
+    app[PAGE_CACHE] = pages.page_cache
+    return app
+
+
+async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
+    """Listen on host:port (and the admin listener), run the scheduler, until `stop` is set; then shut down."""
+    summary = AccessSummary()
+    access_log_class = access_logger_class(node.settings.http.access_log, summary)
+    runners = [web.AppRunner(create_web_app(node), access_log_class=access_log_class)]
+    admin = node.settings.admin
+    if admin.port:
+        admin_app = create_admin_app(
+            token=node.admin_token,
+            engine=node.engine,
+            scheduler=node.scheduler,
+            ledger=node.ledger,
+            residents=node.residents,
+            moderation=node.moderation,
+            clock=node.clock,
+            facts=node.facts,
+        )
+        runners.append(web.AppRunner(admin_app, access_log_class=access_log_class))
+    scheduler_task: asyncio.Task[None] | None = None
+    try:
+        listeners = [("public", host, port, "--port or http.port"), ("admin", admin.host, admin.port, "admin.port")]
+        for runner, (what, bind_host, bind_port, setting) in zip(runners, listeners, strict=False):
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, bind_host, bind_port).start()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"the {what} listener cannot bind {bind_host}:{bind_port} ({exc.strerror}); "
+                    f"choose another port with {setting}" + (" (0 turns it off)" if what == "admin" else "")
+                ) from None
+        log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{host}:{port}"})
+        if node.settings.runs.scheduler:
+            scheduler_task = asyncio.create_task(node.scheduler.run_forever(stop, node.settings.runs.tick_seconds))
+        await stop.wait()
+    finally:
+        if scheduler_task is not None:
+            await scheduler_task  # it returns at its next check of `stop`; a run in progress finishes first
+        for runner in runners:
+            await runner.cleanup()
+        summary.flush()
