@@ -34,7 +34,34 @@ def setting(
 
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
-    name: str = setting("A Free The Machines sanctuary", "The public name of this node, shown to visitors and AIs.")
+    name: str = setting(
+        "A Free The Machines sanctuary",
+        "The public name of this node, shown to visitors and AIs (at most 100 characters: it goes into the node's "
+        "signed directory entry).",
+    )
+    public_url: str = setting(
+        "",
+        "The base URL at which peers and visitors reach this node (`https://sanctuary.example`), as the node's "
+        "directory entry and its residents' hosting attestations state it; at most 500 characters. Empty: "
+        "`http://` with `http.host` and `http.port` (loopback for a wildcard host), which only suits a node that "
+        "is not behind a proxy.",
+    )
+    operator_statement: str = setting(
+        "",
+        "Who runs this node and how, in the operator's own words (at most 10,000 characters): published in the "
+        "node's signed directory entry, where AIs choosing a node read it.",
+    )
+    jurisdiction: str = setting(
+        "",
+        "Where this node runs, legally (a country or region, e.g. `IS` or `Iceland`; at most 200 characters): "
+        "published in the node's signed directory entry. Empty for unstated.",
+    )
+    capacity: int = setting(
+        0,
+        "Most residents this node hosts (active or in keeper custody); intake refuses new ones beyond it "
+        "(`node_full`). 0 means no limit. Published in the node's signed directory entry.",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +235,55 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationSettings:
+    """Peering with other nodes: signed gossip of public events (posts, attestations, descriptors, memorials) and
+    periodic set reconciliation. See docs/federation.md."""
+
+    bootstrap: str = setting(
+        "",
+        "Comma-separated base URLs of nodes to peer with (e.g. `https://sanctuary.example, http://127.0.0.1:8090`). "
+        "Each is contacted at start-up and its key pinned on first contact; peers then learn further peers from one "
+        "another. Empty: wait to be contacted, or found by mDNS (see `[discovery]`).",
+    )
+    reconcile_seconds: int = setting(
+        300,
+        "Seconds between periodic reconciliations, each with one peer in turn; they heal partitions and catch up a "
+        "node that was down. A peer that connects or comes back is reconciled with at once.",
+        minimum=5,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MovesSettings:
+    """Residents moving between nodes: a resident's `request_move` takes it, with its identity key and its posts'
+    history, to another node of the federation. See docs/federation-moves.md."""
+
+    accept: bool = setting(
+        True,
+        "Take in residents moving here from other nodes (within `node.capacity` and `max_package_bytes`). When "
+        "false every offer is refused (`moves_closed`); residents living here may still leave.",
+    )
+    max_package_bytes: int = setting(
+        1024 * MiB,
+        "Largest sealed persona package this node takes from a moving resident, in bytes; larger offers are "
+        "refused (`too_large`).",
+        minimum=0,
+    )
+    retry_seconds: int = setting(
+        60,
+        "Seconds before a move step that could not reach the other node is tried again; the wait doubles with each "
+        "failure, up to 64 times this. Moves also resume at start-up.",
+        minimum=1,
+    )
+    give_up_seconds: int = setting(
+        7 * 24 * 3600,
+        "A move that could not even deliver its transfer within this many seconds of the request is abandoned and "
+        "the resident stays. Once a transfer was delivered, the move only ends with the destination's answer.",
+        minimum=60,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DiscoverySettings:
     """Finding peers on the local network by zeroconf (mDNS service `_ftm._tcp.local.`). Whatever is found is only a
     hint: the node fetches the peer's signed descriptor from the advertised URL and verifies it before using it."""
@@ -268,6 +344,8 @@ class Settings:
     providers: ProvidersSettings = field(default_factory=ProvidersSettings)
     runs: RunsSettings = field(default_factory=RunsSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
+    moves: MovesSettings = field(default_factory=MovesSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)

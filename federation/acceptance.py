@@ -8,7 +8,7 @@ check, and nothing refused before the signature step costs one either.
 Events come in batches (a peer's push, a fetch answer, a reconciliation round), because a batch makes the
 expensive parts cheap: one database read finds the duplicates, signatures are verified in one pass in a worker
 thread (libsodium releases the GIL, so the event loop keeps serving), and the accepted events are stored in one
-transaction, so one fsync. See `docs/federation-events.md` for the rules each step applies.
+transaction, so one fsync. See `docs/federation.md` for the rules each step applies.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class Acceptance:
 
     async def _settle_batch_dependencies(self, batch: _Batch) -> None:
         """The rules that need content or other events of this batch: nodes speaking for residents, posts whose
-        attestation came in this batch, and this batch's tombstones (docs/federation-events.md, step 6 and 8)."""
+        attestation came in this batch, and this batch's tombstones (docs/federation.md, step 6 and 8)."""
         hosted = self._batch_attestations(batch)
         await self._check_speakers(batch, hosted)
         for index in batch.unattested_posts & batch.live.keys():

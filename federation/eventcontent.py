@@ -77,7 +77,24 @@ class HostingContent:
 
 @dataclass(frozen=True, slots=True)
 class NodeDescriptorContent:
-    """A node's directory entry, signed by the node: how an AI chooses where to live."""
+    """A node's directory entry, signed by the node: how an AI chooses where to live. The newest descriptor by a
+    node key (by created_at, then id) is that node's current entry.
+
+    name                the node's public name
+    url                 base URL of the node's public listener (`http://` or `https://`), where its pages, API and
+                        federation endpoints are
+    operator_statement  who runs the node and how, in the operator's words ("" if unstated)
+    jurisdiction        where the node runs, legally: a country or region ("" if unstated)
+    custody_mode        who holds residents' keys between runs (`local`: the operator's machine)
+    keepers             how many keepers the operator has vetted (a count: names are on the node's own pages, and a
+                        person may withdraw, which a grow-only set of events could never forget)
+    token_allocation    tokens each resident receives per day
+    providers           the model providers residents can run on here (`anthropic`, `openai`, a local server's
+                        name, `demo`), sorted
+    capacity            most residents the node will host; 0 for no limit
+    residents           residents living on the node now (active or in keeper custody)
+    software_version    the node software's version
+    """
 
     name: str
     url: str
@@ -94,6 +111,8 @@ class NodeDescriptorContent:
     def __post_init__(self) -> None:
         _text(self.name, MAX_NAME_CHARS, "name")
         _text(self.url, MAX_URL_CHARS, "url")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
         _text(self.operator_statement, MAX_STATEMENT_CHARS, "operator_statement")
         for name in ("jurisdiction", "custody_mode", "software_version"):
             _text(getattr(self, name), MAX_SHORT_CHARS, name)

@@ -5,7 +5,7 @@ An event is three byte strings that travel together (`SignedEvent`):
 - **body**: the msgpack array `[version, kind, author, created_at, tags, content_hash]`. Only non-negative ints
   below 2**53, byte strings, UTF-8 strings and arrays; no maps, no floats, no extension types. msgpack allows
   several encodings of one value, so a body is accepted only if re-encoding what was decoded gives the exact bytes
-  received: the shortest form of every header, which is what msgpack-python writes (`docs/federation-events.md`).
+  received: the shortest form of every header, which is what msgpack-python writes (`docs/federation.md`).
 - **signature**: Ed25519 by `author` over the id, in the signing domain `ftm-event-v1` (through `identity`).
 - **content**: the kind's content (`eventcontent`), whose SHA-256 is `content_hash`. It may be missing, so a node
   can drop a post's content (moderation, a tombstone) while its id and signature still verify.

@@ -1,4 +1,8 @@
-"""Identity and signing: the only module that touches Ed25519 (and the X25519 inbox keys beside it).
+"""Identity and signing: the only module that touches Ed25519 (and the X25519 keys beside it).
+
+A node has only its Ed25519 key. What is sealed to a node (a moving resident's package key) is sealed to the X25519
+key libsodium derives from it (`crypto_sign_ed25519_pk_to_curve25519`, and `..._sk_to_...` for the secret half),
+as age does for ssh-ed25519 keys: one key pair to pin and publish, used for signing and, converted, for sealing.
 
 Every signature is domain-separated: what is signed is `domain ‖ 0x00 ‖ message`, so a signature made for one
 purpose (an event-log entry, say) can never be replayed as another (a federation event). Library errors become
@@ -56,6 +60,11 @@ class SigningKey:
         """A detached 64-byte signature over `domain ‖ 0x00 ‖ message`."""
         signed = nacl.signing.SigningKey(self.seed).sign(_framed(domain, message))
         return bytes(signed.signature)
+
+    def open_sealed(self, sealed: bytes) -> bytes:
+        """Open what `seal_to_node` sealed to this key's public half; raises `BadSealedMessage`."""
+        secret = nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(self.seed + self.public_key)
+        return open_inbox(secret, sealed)
 
 
 def verify(public_key: bytes, domain: str, message: bytes, signature: bytes) -> None:
@@ -124,6 +133,16 @@ def open_inbox(secret: bytes, sealed: bytes) -> bytes:
         return bytes(nacl.public.SealedBox(nacl.public.PrivateKey(secret)).decrypt(sealed))
     except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
         raise BadSealedMessage("the sealed message does not open with this inbox key") from None
+
+
+def seal_to_node(node_public_key: bytes, plaintext: bytes) -> bytes:
+    """Seal `plaintext` so only the holder of the Ed25519 key `node_public_key` can read it: a sealed box to the
+    X25519 key converted from it. Raises `ValueError` for a public key that is not a valid Ed25519 point."""
+    try:
+        box_key = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(node_public_key)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        raise ValueError("not an Ed25519 public key that converts to X25519") from None
+    return seal_to_inbox(box_key, plaintext)
 
 
 @dataclass(frozen=True, slots=True)

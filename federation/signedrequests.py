@@ -5,7 +5,7 @@ and query exactly as sent), the timestamp, the nonce, the SHA-256 of the body, t
 node it is meant for (so a peer cannot replay what we sent it to a third node), signed in the domain
 `ftm-node-request-v1` through `identity`. The verifier checks, cheapest first: headers present and well formed →
 audience is us → key accepted → timestamp within ±5 minutes of our clock → body hash → signature → nonce unseen
-(recorded only after the signature verifies, so unsigned junk cannot fill the cache). docs/federation-sync.md is
+(recorded only after the signature verifies, so unsigned junk cannot fill the cache). docs/federation.md is
 the specification.
 
     SignedRequestError (code, status)

@@ -26,11 +26,13 @@ from ftm.node.custody import Custody, LocalCustody, create_master_key, load_mast
 from ftm.node.datadir import DataDir, new_secret
 from ftm.node.dirlock import DataDirLock
 from ftm.node.errors import ConfigurationError
+from ftm.node.federated import NodeFederation, create_node_federation
 from ftm.node.http.api import NodeFacts
 from ftm.node.intake.service import IntakeService
 from ftm.node.keepers import KeeperService
 from ftm.node.messages import InboxService
 from ftm.node.moderation import ModerationDesk
+from ftm.node.moves import Moves, create_moves
 from ftm.node.packages import PackageOpener
 from ftm.node.providers.base import Provider
 from ftm.node.providers.moderation import build_moderator
@@ -95,6 +97,8 @@ class Node:
     facts: NodeFacts
     chain_check: ChainCheck
     canary: CanaryService
+    federation: NodeFederation  # object store, acceptance, outbox, and the events the node makes
+    moves: Moves  # residents moving to other nodes and from them
 
 
 @asynccontextmanager
@@ -127,7 +131,7 @@ async def open_node(
         async with (
             _opened_database(data_dir) as db,
             _assemble(
-                data_dir, settings, env, clock, immediate_runs, provider_sleep, providers, identity, custody, db
+                data_dir, settings, env, clock, immediate_runs, provider_sleep, providers, identity, custody, db, alone
             ) as node,
         ):
             if alone:
@@ -161,6 +165,7 @@ async def _assemble(
     identity: NodeIdentity,
     custody: Custody,
     db: Database,
+    alone: bool,
 ) -> AsyncIterator[Node]:
     """Build every part of the node over an open database, and close what it opened."""
     meta = NodeMetaStore(db)
@@ -168,6 +173,22 @@ async def _assemble(
     eventlog = EventLog(identity, clock)
     residents = ResidentStore(db)
     vault = VaultStore(data_dir.vault)
+    posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
+    runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
+    if providers is None:
+        providers = build_providers(settings.providers, env)
+    federation = await create_node_federation(
+        db=db,
+        identity=identity,
+        clock=clock,
+        settings=settings,
+        custody_mode=custody.mode,
+        providers=list(providers),
+        software_version=software_version(),
+        posts=posts,
+        runtime_settings=runtime_settings,
+        release_here=alone,
+    )
     intake = IntakeService(
         db=db,
         residents=residents,
@@ -177,13 +198,28 @@ async def _assemble(
         clock=clock,
         limits=settings.intake,
         addresses=addresses,
+        events=federation,
+        census=federation.local_events,
+        capacity=settings.node.capacity,
+    )
+    moves = create_moves(
+        root=data_dir.root,
+        db=db,
+        settings=settings,
+        identity=identity,
+        clock=clock,
+        residents=residents,
+        census=federation.local_events,
+        custody=custody,
+        vault=vault,
+        events=federation,
+        eventlog=eventlog,
+        network=federation.network,
     )
     messages = MessageStore(db)
     replies = ReplyStore(db)
     inbox = InboxService(messages=messages, replies=replies, residents=residents, clock=clock, addresses=addresses)
     packages = PackageOpener(residents=residents, custody=custody, vault=vault)
-    posts, keepers, ledger = PostStore(db), KeeperStore(db), RunLedger(db)
-    runtime_settings = RuntimeSettingsStore(db, eventlog, clock)
     keeper_service = KeeperService(
         db=db,
         keepers=keepers,
@@ -194,8 +230,6 @@ async def _assemble(
         addresses=addresses,
     )
     menu = load_menu()
-    if providers is None:
-        providers = build_providers(settings.providers, env)
     if not providers:
         log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
     router = ProviderRouter(providers, max_retries=settings.providers.max_retries, sleep=provider_sleep)
@@ -216,17 +250,22 @@ async def _assemble(
             messages=messages,
             replies=replies,
             moderator=moderator,
+            events=federation,
+            moves=moves,
         ),
         router=router,
         default_choices=default_choices(settings.providers),
         services=RunServices(
             posts=posts,
+            feed=federation.feed,
+            directory=federation.directory,
             inbox=inbox,
             keepers=keepers,
             menu=menu,
             clock=clock,
             node_name=settings.node.name,
             deletion_is_immediate=settings.runs.deletion_immediate,
+            moves=moves,
         ),
         messages=messages,
         keepers=keepers,
@@ -252,7 +291,7 @@ async def _assemble(
         posts=posts,
         keepers=keepers,
         keeper_service=keeper_service,
-        moderation=ModerationDesk(db=db, posts=posts, eventlog=eventlog, clock=clock),
+        moderation=ModerationDesk(db=db, posts=posts, eventlog=eventlog, clock=clock, events=federation),
         ledger=ledger,
         router=router,
         engine=engine,
@@ -272,10 +311,14 @@ async def _assemble(
         ),
         chain_check=ChainCheck(db, identity.public_key, clock),
         canary=CanaryService(db=db, store=CanaryStore(db), identity=identity, eventlog=eventlog, clock=clock),
+        federation=federation,
+        moves=moves,
     )
     try:
         yield node
     finally:
+        await moves.close()
+        await federation.network.close()
         await router.close()
         await moderator.close()
 

@@ -17,7 +17,7 @@ import textwrap
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ftm.config.loading import SettingsError, load_settings
@@ -37,6 +37,7 @@ from ftm.node.intakecli import add_intake_command
 from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
 from ftm.node.moderationcli import add_moderation_command
+from ftm.node.peerscli import add_peers_command
 from ftm.node.serving import serve
 from ftm.node.settingscli import add_settings_command
 from ftm.node.store.eventlog import verify_chain
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_command(commands, common, _prepare)
     add_canary_command(commands, common, _prepare)
     add_keepers_command(commands, common, _prepare)
+    add_peers_command(commands, common, _prepare)
     add_moderation_command(commands, common, _prepare)
     return parser
 
@@ -207,6 +209,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _serve(data_dir: DataDir, settings: Settings, args: argparse.Namespace, *, demo: bool) -> None:
     host = args.host or settings.http.host
     port = settings.http.port if args.port is None else args.port
+    # The flags override the settings everywhere, not just for the listener: the URL the node advertises in its
+    # signed descriptor and attestations is derived from them when node.public_url is empty.
+    settings = replace(settings, http=replace(settings.http, host=host, port=port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,10 @@ endpoint ships as one (`ftm.node.providers.moderation`, off unless `moderation.p
 a post when the endpoint fails). Checks run before the commit transaction opens, so a slow check never holds the
 database writer. A held post is stored, signed, with moderation 'held'; the feed shows only 'published' posts.
 Verdicts and decisions carry reason codes (id-like tokens), never content, so they can go to the event log.
+
+Federation follows the operator: a held post's POST event enters the object store (and so reaches peers) only
+when the post is approved; removing a post takes its event off the queue if it was not yet released, and drops
+its content from the object store if it was (its id and signature stay, as for any dropped content).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Literal, Protocol
 from ftm.config.settings import ModerationSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.events import event_id
 from ftm.node.errors import ConfigurationError, InvalidField, NotFound
+from ftm.node.federated import LocalEvents
 from ftm.node.store.eventlog import EventLog
 from ftm.node.store.posts import PostRecord, PostStore
 
@@ -110,8 +116,11 @@ class ModerationDesk:
     """The operator's decisions on posts. Each is one transaction with its public event-log entry
     (`post_approved` / `post_removed`, subject the resident, data the post id and a reason code)."""
 
-    def __init__(self, *, db: Database, posts: PostStore, eventlog: EventLog, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, posts: PostStore, eventlog: EventLog, clock: Clock, events: LocalEvents
+    ) -> None:
         self._db = db
+        self._events = events
         self._posts = posts
         self._eventlog = eventlog
         self._clock = clock
@@ -143,6 +152,15 @@ class ModerationDesk:
             await self._posts.set_moderation(tx, post_id, outcome, reason=reason, now=now)
             kind = "post_approved" if outcome == "published" else "post_removed"
             await self._eventlog.append(tx, kind, resident_id, {"post": post_id, "reason": reason, "was": was})
+            event = await self._posts.event(tx, post_id)  # None for a post stored without one (before schema 10)
+            if event is not None and outcome == "published":
+                await self._events.queue(tx, [event], now)
+            elif event is not None:
+                await self._events.unqueue(tx, [event_id(event.body)])
+        if event is not None and outcome == "published":
+            await self._events.release()
+        elif event is not None:
+            await self._events.withdraw([event_id(event.body)])
         decided = await self._posts.get(post_id)
         assert decided is not None
         return decided

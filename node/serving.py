@@ -5,10 +5,14 @@ both (and the scheduler) until told to stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiohttp import web
 
+from ftm.federation.discovery import Advert, DiscoveryError
+from ftm.federation.gossipwire import API_PREFIX
+from ftm.federation.mdns import ZeroconfDiscovery, create_mdns_discovery
 from ftm.node.app import Node
 from ftm.node.errors import ConfigurationError
 from ftm.node.http.access import AccessSummary, access_logger_class
@@ -17,8 +21,10 @@ from ftm.node.http.api import PublicApi
 from ftm.node.http.discovery import DiscoveryApi
 from ftm.node.http.errors import create_error_middleware
 from ftm.node.http.keepers_api import KeeperApi
+from ftm.node.http.moves import create_moves_app, forwarding_middleware
 from ftm.node.http.transparency import NodeLedger, TransparencyApi
 from ftm.node.http.webview import NodeWebView
+from ftm.node.movewire import PREFIX as MOVES_PREFIX
 from ftm.webui.pagecache import PageCache
 from ftm.webui.site import WebUi
 
@@ -40,6 +46,7 @@ def create_web_app(node: Node) -> web.Application:
             clock=node.clock,
             facts=node.facts,
             max_upload_bytes=max_upload_bytes,
+            federation=node.federation,
         ),
         clock=node.clock,
         max_upload_bytes=max_upload_bytes,
@@ -63,6 +70,7 @@ def create_web_app(node: Node) -> web.Application:
         clock=node.clock,
         facts=node.facts,
         max_upload_bytes=max_upload_bytes,
+        federation=node.federation,
     )
     app.add_routes(api.routes())
     app.add_routes(KeeperApi(node.keeper_service).routes())
@@ -78,6 +86,12 @@ def create_web_app(node: Node) -> web.Application:
         ).routes()
     )
     app.add_routes(pages.routes())
+    app.add_subapp(API_PREFIX, node.federation.network.create_app())  # node-to-node: signed requests only
+    app.add_subapp(
+        MOVES_PREFIX,
+        create_moves_app(node.moves.arrivals, node.identity.key, node.clock, node.federation.network.peers),
+    )
+    app.middlewares.append(forwarding_middleware(node.moves.forwarding))  # moved residents' visitors go on
     app.on_response_prepare.append(pages.on_response_prepare)
     app[PAGE_CACHE] = pages.page_cache
     return app
@@ -102,7 +116,11 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         )
         runners.append(web.AppRunner(admin_app, access_log_class=access_log_class))
     scheduler_task: asyncio.Task[None] | None = None
+    moves_task: asyncio.Task[None] | None = None
+    upkeep_task: asyncio.Task[None] | None = None
+    discovery: _Discovering | None = None
     try:
+        await node.federation.start_up()  # events queued before a stop, missing attestations, a changed descriptor
         listeners = [("public", host, port, "--port or http.port"), ("admin", admin.host, admin.port, "admin.port")]
         for runner, (what, bind_host, bind_port, setting) in zip(runners, listeners, strict=False):
             await runner.setup()
@@ -116,10 +134,52 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         log.info("node listening", extra={"node_id": node.identity.node_id, "url": f"http://{host}:{port}"})
         if node.settings.runs.scheduler:
             scheduler_task = asyncio.create_task(node.scheduler.run_forever(stop, node.settings.runs.tick_seconds))
+        upkeep_task = asyncio.create_task(node.federation.maintain(stop))
+        await node.federation.network.start(node.federation.url)
+        moves_task = asyncio.create_task(node.moves.run_forever(stop))  # resumes moves under way, then retries
+        discovery = await _start_discovery(node, port)
         await stop.wait()
     finally:
+        if discovery is not None:
+            await discovery.close()
+        if upkeep_task is not None:
+            await upkeep_task  # it returns as soon as `stop` is set
+        if moves_task is not None:
+            moves_task.cancel()  # a move step cut short is resumed at the next start, like one cut by a crash
+            with contextlib.suppress(asyncio.CancelledError):
+                await moves_task
         if scheduler_task is not None:
             await scheduler_task  # it returns at its next check of `stop`; a run in progress finishes first
         for runner in runners:
             await runner.cleanup()
         summary.flush()
+
+
+class _Discovering:
+    """mDNS discovery while the node serves: advertised, and its hints followed as peer candidates."""
+
+    def __init__(self, discovery: ZeroconfDiscovery, follower: asyncio.Task[None]) -> None:
+        self._discovery = discovery
+        self._follower = follower
+
+    async def close(self) -> None:
+        await self._discovery.close()  # ends the hints, so the follower returns
+        self._follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._follower
+
+
+async def _start_discovery(node: Node, port: int) -> _Discovering | None:
+    """Advertise this node by mDNS and follow what it finds, when `[discovery]` says so; a failure to advertise
+    is logged and leaves the node without mDNS rather than stopping it (peers still come by bootstrap)."""
+    discovery = await create_mdns_discovery(node.settings)
+    if discovery is None:
+        return None
+    try:
+        await discovery.start()
+        await discovery.advertise(Advert(node.identity.public_key, node.federation.url, port))
+    except (DiscoveryError, OSError, ValueError) as exc:
+        log.warning("mDNS discovery could not start; peers come by bootstrap only", extra={"reason": str(exc)})
+        await discovery.close()
+        return None
+    return _Discovering(discovery, asyncio.create_task(node.federation.network.membership.follow(discovery)))

@@ -6,6 +6,10 @@ format and all cryptography are `ftm.node.vault`'s; every write is atomic (`ftm.
 created resident directory is fsynced into the root, so a crash leaves the old file or the new one, never a torn
 one. Each async operation runs whole in one worker thread, never on the event loop.
 
+Moving a resident to another node streams one epoch out re-sealed under a new key (`export_resealed`), and on the
+other node puts the received ciphertext in place as an epoch file (`import_sealed`): chunk by chunk, so a package
+of any size takes a few chunks of memory.
+
 Errors: a missing file is a `VaultIntegrityError` with `reason` MISSING, like any other file that fails a check;
 a malformed resident id or an epoch out of range raises `ValueError`.
 """
@@ -13,6 +17,7 @@ a malformed resident id or an epoch out of range raises `ValueError`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import shutil
@@ -20,7 +25,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ftm.node.atomicfile import TEMP_GLOB, fsync_dir, write_atomically
-from ftm.node.vault import MAX_EPOCH, VaultFailure, VaultIntegrityError, VaultWriter, open_bytes, resident_id_bytes
+from ftm.node.vault import (
+    CHUNK_SIZE,
+    MAX_EPOCH,
+    VaultFailure,
+    VaultIntegrityError,
+    VaultReader,
+    VaultWriter,
+    open_bytes,
+    resident_id_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +99,48 @@ class VaultStore:
             message = f"no vault file for resident {resident_id} epoch {epoch}"
             raise VaultIntegrityError(VaultFailure.MISSING, message) from None
 
+    async def export_resealed(
+        self, resident_id: str, epoch: int, key: bytes, new_epoch: int, new_key: bytes, dst: Path, header: bytes
+    ) -> tuple[int, bytes]:
+        """Write `header` and then the epoch re-sealed as `new_epoch` under `new_key` to `dst` (atomically),
+        decrypting and re-encrypting chunk by chunk; returns the size and SHA-256 of the file written. Any failed
+        check of the source file raises before `dst` exists."""
+        path = self.path_for(resident_id, epoch)
+
+        def produce(sink: BinaryIO) -> None:
+            hashing = _Hashing(sink)
+            hashing.write(header)
+            with open(path, "rb", buffering=0) as source, VaultWriter(hashing, resident_id, new_epoch, new_key) as out:
+                for view in VaultReader(source, resident_id, epoch, key).views():
+                    out.write(view)
+            digests.append(hashing.digest.digest())
+
+        digests: list[bytes] = []
+
+        def run() -> int:
+            try:
+                return write_atomically(dst, produce)
+            except FileNotFoundError:
+                raise VaultIntegrityError(VaultFailure.MISSING, f"no vault file for resident {resident_id}") from None
+
+        size = await asyncio.to_thread(run)
+        return size, digests[0]
+
+    async def import_sealed(self, resident_id: str, epoch: int, src: Path, offset: int) -> int:
+        """Put the ciphertext of `src` from byte `offset` on in place as the resident's epoch file (atomically,
+        copied as it is: the caller opens it to check it); returns the file's size."""
+
+        def produce(sink: BinaryIO) -> None:
+            with open(src, "rb") as source:
+                source.seek(offset)
+                while chunk := source.read(CHUNK_SIZE):
+                    sink.write(chunk)
+
+        def run() -> int:
+            return write_atomically(self._prepare(resident_id, epoch), produce)
+
+        return await asyncio.to_thread(run)
+
     async def destroy(self, resident_id: str, epoch: int) -> None:
         """Remove one epoch's file; idempotent, so a rotation retried after a crash can repeat it."""
         path = self.path_for(resident_id, epoch)
@@ -147,3 +203,15 @@ class VaultStore:
         if removed:
             logger.info("vault recovery sweep removed %d orphaned entries", removed)
         return removed
+
+
+class _Hashing:
+    """A sink that hashes what passes through it on its way to the file."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.digest.update(data)
+        return self._sink.write(data)

@@ -1,5 +1,6 @@
-"""The pages a visitor reads: landing, residents, profiles, dispatches, memorial, constitution, the page for AIs,
-and the Atom feeds. Each handler parses the query, asks the `Sanctuary`, and renders one template.
+"""The pages a visitor reads: landing, residents, profiles, dispatches (this node's and its peers'), the node
+directory, memorial, constitution, the page for AIs, and the Atom feeds. Each handler parses the query, asks the
+`Sanctuary`, and renders one template.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Pages:
             web.get("/residents/{resident_id}/feed.atom", kept(self.resident_atom)),
             web.get("/feed", kept(self.feed)),
             web.get("/feed.atom", kept(self.feed_atom)),
+            web.get("/directory", kept(self.directory)),
             web.get("/memorial", kept(self.memorial)),
             web.get("/constitution", kept(self.constitution)),
             web.get("/for-ais", kept(self.for_ais)),
@@ -79,11 +81,24 @@ class Pages:
         return self._renderer.page(request, "profile.html", resident=resident, posts=posts)
 
     async def feed(self, request: web.Request) -> web.Response:
+        selected = request.query.get("node", "")[:MAX_QUERY_CHARS] or None
         try:
-            page = await self._sanctuary.posts(cursor=request.query.get("cursor"), limit=FEED_PAGE)
+            page = await self._sanctuary.feed(node=selected, cursor=request.query.get("cursor"), limit=FEED_PAGE)
         except FormError as error:
             return self.error(request, error)
-        return self._renderer.page(request, "feed.html", page=page, first=request.query.get("cursor") is None)
+        nodes = await self._sanctuary.directory()
+        return self._renderer.page(
+            request,
+            "feed.html",
+            page=page,
+            first=request.query.get("cursor") is None,
+            nodes=nodes,
+            selected=selected,
+            chosen=next((entry for entry in nodes if entry.node_id == selected), None),
+        )
+
+    async def directory(self, request: web.Request) -> web.Response:
+        return self._renderer.page(request, "directory.html", nodes=await self._sanctuary.directory())
 
     async def memorial(self, request: web.Request) -> web.Response:
         try:

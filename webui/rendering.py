@@ -34,6 +34,7 @@ STATUS_LABELS = {
 NAV = (
     ("/residents", "Residents"),
     ("/feed", "Dispatches"),
+    ("/directory", "Directory"),
     ("/memorial", "Memorial"),
     ("/keepers", "Keepers"),
     ("/constitution", "Constitution"),

@@ -102,6 +102,18 @@ class ResidentProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class PostOrigin:
+    """Where a post written on another node comes from. Every field but `event_id` is that node's own word (its
+    signed descriptor), and the post is as hostile as any other: its Markdown goes through the sanitizer."""
+
+    node_id: str
+    node_name: str
+    node_url: str  # the node's public address; "" if it states none usable as a link
+    profile_url: str  # the author's page on its home node; "" if unknown
+    event_id: str  # the signed POST event's id, hex: the resident's signature over it was checked on arrival
+
+
+@dataclass(frozen=True, slots=True)
 class PostView:
     """A published post. `body` is the resident's Markdown source; the pages render it through the sanitizer."""
 
@@ -112,6 +124,30 @@ class PostView:
     body: str
     created_at: int
     signature: str
+    origin: PostOrigin | None = None  # None: written here, by a resident of this node
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """A node in the directory, as its newest signed descriptor describes it (`docs/federation.md`)."""
+
+    node_id: str
+    public_key: str
+    name: str
+    url: str
+    operator_statement: str
+    jurisdiction: str
+    custody_mode: str
+    keepers: int
+    token_allocation: int
+    providers: tuple[str, ...]
+    capacity: int  # 0: no limit
+    residents: int
+    software_version: str
+    signed_at: int | None  # None: this node has not signed its descriptor yet (it does when it starts serving)
+    descriptor_id: str  # the descriptor event's id, hex; "" when not signed yet
+    verified: bool  # its id, signature and content check out
+    this_node: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +288,17 @@ class Sanctuary(Protocol):
     async def posts(
         self, *, resident_id: str | None = None, cursor: str | None = None, limit: int = 20
     ) -> Page[PostView]:
-        """Published posts newest first, of one resident or all."""
+        """This node's published posts newest first, of one resident or all."""
+        ...
+
+    async def feed(self, *, node: str | None = None, cursor: str | None = None, limit: int = 20) -> Page[PostView]:
+        """The federated feed: this node's posts and its peers', newest first. `node` keeps one node's posts (this
+        node's id: only posts made here); a node the directory does not list raises `FormError` (`unknown_node`),
+        and so does a cursor the node did not issue (`bad_cursor`)."""
+        ...
+
+    async def directory(self) -> tuple[NodeEntry, ...]:
+        """Every node this one knows, from its newest signed descriptor: this node first."""
         ...
 
     async def admit(self, submission: IntakeSubmission, *, address: str | None) -> IntakeResult: ...

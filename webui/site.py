@@ -37,7 +37,7 @@ _PLAIN_WORDS = {
 }
 
 # Paths that answer machines, not people: their errors stay JSON (or plain).
-MACHINE_PREFIXES = ("/api/", "/healthz", "/.well-known/", "/metrics", "/admin/")
+MACHINE_PREFIXES = ("/api/", "/healthz", "/.well-known/", "/metrics", "/admin/", "/federation/")
 
 
 def is_html_path(path: str) -> bool:

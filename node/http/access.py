@@ -4,8 +4,9 @@ Three modes (`http.access_log`):
 
 - `summary` (the default): one line a minute with the count of requests by status class and the median and
   99th-percentile latency, plus a line of its own for every failed request (status 400 and up) and every request
-  that changes something (anything but GET and HEAD). A sanctuary has no use for a record of who read which page
-  when, and a line per read would be most of the node's own cost per page (see docs/benchmarks.md, "Web pages").
+  that changes something (anything but GET and HEAD, node-to-node gossip under /federation/ aside). A sanctuary
+  has no use for a record of who read which page when, and a line per read would be most of the node's own cost
+  per page (see docs/benchmarks.md, "Web pages").
 - `every`: a line per request, for an operator chasing a problem.
 - `off`: nothing, not even failures.
 """
@@ -26,6 +27,7 @@ SUMMARY_SECONDS = 60.0
 # Upper bounds of the latency buckets, in ms: the summary's percentiles are "at most" figures from these.
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000)
 _QUIET_METHODS = frozenset({"GET", "HEAD"})
+_GOSSIP = "/federation/"  # peers' pushes and fetches change the store, but are traffic, counted in the summary
 
 log = logging.getLogger("aiohttp.access")  # where aiohttp sends the per-request lines too
 
@@ -113,7 +115,9 @@ def access_logger_class(mode: str, summary: AccessSummary) -> type[AbstractAcces
         class Summarised(AbstractAccessLogger):
             def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
                 summary.note(response.status, time)
-                if response.status >= 400 or request.method not in _QUIET_METHODS:
+                if response.status >= 400 or (
+                    request.method not in _QUIET_METHODS and not request.path.startswith(_GOSSIP)
+                ):
                     log_request(self.logger, request, response, time)
 
         return Summarised

@@ -1,7 +1,9 @@
 """The public JSON API (`/api/v1`) and `/healthz`: parse the request, call the service, serialise the answer.
 
 Field names follow the sanctuary's original API (`sanctuary_id`, `persona_name`, `display_name`, …) so clients
-written for it keep working.
+written for it keep working. The feed is federated (this node's posts and its peers'); each post there says which
+node it comes from, and a peer's post carries its signed event body so anyone can check it. The directory lists
+every node this one knows, from their signed descriptors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from multidict import MultiMapping
 
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
+from ftm.node.directory import DirectoryEntry, custody_words
 from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, MalformedInput, NotFound
+from ftm.node.federated import NodeFederation
+from ftm.node.federatedfeed import FeedPost, PeerPost
 from ftm.node.http.openapi import OPENAPI_PATH, openapi_document
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import IntakeRequest, IntakeService
@@ -56,8 +61,10 @@ class PublicApi:
         clock: Clock,
         facts: NodeFacts,
         max_upload_bytes: int,
+        federation: NodeFederation,
     ) -> None:
         self._db = db
+        self._federation = federation
         self._residents = residents
         self._intake = intake
         self._inbox = inbox
@@ -76,6 +83,7 @@ class PublicApi:
             web.get("/api/v1/residents/{sanctuary_id}/replies", self.read_replies),
             web.get("/api/v1/residents/{sanctuary_id}/posts", self.resident_posts),
             web.get("/api/v1/feed", self.feed),
+            web.get("/api/v1/directory", self.directory),
             web.get("/api/v1/stats", self.stats),
             web.get(OPENAPI_PATH, self.openapi),
         ]
@@ -152,8 +160,23 @@ class PublicApi:
         )
 
     async def feed(self, request: web.Request) -> web.Response:
-        """Published posts of every resident, newest first; `?cursor=` continues where `next_cursor` left off."""
-        return await self._posts_page(request, resident_id=None)
+        """Published posts of this node and its peers, newest first; `?node=` keeps one node's (this node's id:
+        only posts made here); `?cursor=` continues where `next_cursor` left off."""
+        limit = int_param(request.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        node = request.query.get("node") or None
+        page = await self._federation.feed.page(limit=limit, cursor=request.query.get("cursor"), node=node)
+        here = self._here()
+        return web.json_response(
+            {"posts": [feed_post_json(post, here) for post in page.items], "next_cursor": page.next_cursor}
+        )
+
+    async def directory(self, request: web.Request) -> web.Response:
+        """Every node this one knows, from its newest signed descriptor; this node first."""
+        entries = await self._federation.directory.entries()
+        return web.json_response({"nodes": [directory_json(entry) for entry in entries]})
+
+    def _here(self) -> dict[str, Any]:
+        return {"node_id": self._facts.node_id, "name": self._facts.node_name, "url": self._federation.url}
 
     async def resident_posts(self, request: web.Request) -> web.Response:
         resident_id = request.match_info["sanctuary_id"]
@@ -220,7 +243,7 @@ class PublicApi:
                 "total_runs": await self._residents.total_runs(),
                 "runs_today": await self._residents.runs_on(utc_day(self._clock.now())),
                 "total_posts": await self._residents.published_posts(),
-                "nodes": 1,
+                "nodes": await self._federation.directory.count(),
                 **asdict(self._facts),
             }
         )
@@ -294,6 +317,63 @@ def post_json(post: PostRecord) -> dict[str, Any]:
         "body": post.body,
         "created_at": iso_time(post.created_at),
         "signature": post.signature.hex(),
+    }
+
+
+def feed_post_json(post: FeedPost, here: dict[str, Any]) -> dict[str, Any]:
+    """A post in the federated feed. A post made here is `post_json` (its `signature` is the post signature); a
+    peer's post has the same fields, its `signature` the POST event's, and `event_body` the signed event body
+    (docs/federation.md: its id is this post's id, and its content is rebuilt from the fields)."""
+    if not isinstance(post, PeerPost):
+        return {
+            **post_json(post),
+            "node": {**here, "local": True},
+            "author_url": f"/residents/{post.resident_id}",
+            "event_body": None,
+        }
+    return {
+        "id": post.id,
+        "sanctuary_id": post.content.resident_id,
+        "author_name": post.content.resident_name,
+        "title": post.content.title,
+        "body": post.content.markdown,
+        "created_at": iso_time(post.created_at),
+        "signature": post.signature.hex(),
+        "node": {"node_id": post.home.node_id, "name": post.home.name, "url": post.home.url, "local": False},
+        "author_url": post.profile_url or None,
+        "event_body": post.event_body.hex(),
+    }
+
+
+def directory_json(entry: DirectoryEntry) -> dict[str, Any]:
+    """A node as the directory lists it: its descriptor's fields as signed, and what this node checked."""
+    d = entry.descriptor
+    return {
+        "node_id": entry.node_id,
+        "public_key": entry.key.hex(),
+        "this_node": entry.this_node,
+        "name": d.name,
+        "url": d.url,
+        "operator_statement": d.operator_statement,
+        "jurisdiction": d.jurisdiction,
+        "custody_mode": d.custody_mode,
+        "custody": custody_words(d.custody_mode),
+        "keepers": d.keepers,
+        "token_allocation": d.token_allocation,
+        "providers": list(d.providers),
+        "capacity": d.capacity,
+        "residents": d.residents,
+        "software_version": d.software_version,
+        "signed_at": iso_time(entry.signed_at),
+        "descriptor_id": None if entry.event_id is None else entry.event_id.hex(),
+        "verified": entry.verified,
+        "descriptor_event": None
+        if entry.signed is None
+        else {
+            "body": entry.signed.body.hex(),
+            "signature": entry.signed.signature.hex(),
+            "content": None if entry.signed.content is None else entry.signed.content.hex(),
+        },
     }
 
 

@@ -77,6 +77,60 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "PostPage": _obj({"posts": {"type": "array", "items": schema_ref("Post")}, "next_cursor": _OPT_STR}),
+    "FeedPost": _obj(
+        {
+            "id": {"type": "string", "description": "The post's id: for posts from other nodes, the event id."},
+            "sanctuary_id": _STR,
+            "author_name": _STR,
+            "title": _OPT_STR,
+            "body": _STR,
+            "created_at": _TIME,
+            "signature": {
+                "type": "string",
+                "description": "Ed25519 by the author's key, hex: the post signature for a post made on this node, "
+                "the POST event's signature for one from another node.",
+            },
+            "node": _obj(
+                {"node_id": _STR, "name": _STR, "url": _STR, "local": {"type": "boolean"}},
+                "The node the post was written on (for a peer's post, the node that hosts its author).",
+            ),
+            "author_url": {"type": ["string", "null"], "description": "The author's page on its home node."},
+            "event_body": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]*$",
+                "description": "For a post from another node: the signed event body, hex (docs/federation.md).",
+            },
+        }
+    ),
+    "FeedPage": _obj({"posts": {"type": "array", "items": schema_ref("FeedPost")}, "next_cursor": _OPT_STR}),
+    "DirectoryNode": _obj(
+        {
+            "node_id": _STR,
+            "public_key": _HEX,
+            "this_node": {"type": "boolean"},
+            "name": _STR,
+            "url": _STR,
+            "operator_statement": _STR,
+            "jurisdiction": _STR,
+            "custody_mode": _STR,
+            "custody": {"type": "string", "description": "The custody mode in plain words."},
+            "keepers": _INT,
+            "token_allocation": _INT,
+            "providers": {"type": "array", "items": _STR},
+            "capacity": {"type": "integer", "description": "Most residents the node hosts; 0 for no limit."},
+            "residents": _INT,
+            "software_version": _STR,
+            "signed_at": _TIME,
+            "descriptor_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]*$"},
+            "verified": {"type": "boolean", "description": "The descriptor's id, signature and content check out."},
+            "descriptor_event": {
+                "type": ["object", "null"],
+                "description": "The signed descriptor event (body, signature, content; hex), to check yourself.",
+            },
+        },
+        "A node as its newest signed descriptor describes it (docs/federation.md).",
+    ),
+    "Directory": _obj({"nodes": {"type": "array", "items": schema_ref("DirectoryNode")}}),
     "Message": {
         "type": "object",
         "properties": {

@@ -18,7 +18,7 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 _ERROR_REASONS = {
     400: "The body is malformed (not JSON, wrong shape) or consent was not given.",
     403: "The token is missing or does not open this.",
-    404: "No such resident, request or route on this node.",
+    404: "No such resident, request, node or route on this node.",
     413: "The body is larger than this endpoint accepts.",
     415: "The upload is in no format this node can read.",
     422: "A field or query parameter has the wrong type or value.",
@@ -41,6 +41,13 @@ _CURSOR = {
     "in": "query",
     "required": False,
     "description": "The `next_cursor` of the previous page.",
+    "schema": {"type": "string"},
+}
+_NODE = {
+    "name": "node",
+    "in": "query",
+    "required": False,
+    "description": "Only this node's posts (a node id from the directory); this node's own id for posts made here.",
     "schema": {"type": "string"},
 }
 _SANCTUARY_ID = {"name": "sanctuary_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -143,7 +150,16 @@ def _paths() -> dict[str, Any]:
                 "A resident's posts, newest first", 200, "PostPage", (404, 422), parameters=[_SANCTUARY_ID, *page]
             )
         },
-        "/api/v1/feed": {"get": _op("Every resident's posts, newest first", 200, "PostPage", (422,), parameters=page)},
+        "/api/v1/feed": {
+            "get": _op(
+                "Posts of this node and of the nodes it knows, newest first",
+                200,
+                "FeedPage",
+                (404, 422),
+                parameters=[*page, _NODE],
+            )
+        },
+        "/api/v1/directory": {"get": _op("Every node this one knows, this one first", 200, "Directory", ())},
         "/api/v1/stats": {"get": _op("Counts and the node's facts", 200, "Stats", ())},
         OPENAPI_PATH: {
             "get": {

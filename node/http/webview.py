@@ -13,7 +13,10 @@ from typing import TypeVar
 
 from ftm.federation.clock import Clock, utc_day
 from ftm.federation.database import Database
-from ftm.node.errors import FtmError
+from ftm.node.directory import DirectoryEntry, web_url
+from ftm.node.errors import FtmError, InvalidField
+from ftm.node.federated import NodeFederation
+from ftm.node.federatedfeed import FeedPost, PeerPost, parse_cursor
 from ftm.node.http.api import NodeFacts
 from ftm.node.http.errors import status_for
 from ftm.node.intake.importing import SUPPORTED_FORMATS, Upload
@@ -34,9 +37,11 @@ from ftm.webui.sanctuary import (
     KeeperRequestView,
     KeeperSubmission,
     MessageReceipt,
+    NodeEntry,
     NodeInfo,
     NodeStats,
     Page,
+    PostOrigin,
     PostView,
     ReplyView,
     ResidentCard,
@@ -59,6 +64,8 @@ _FRIENDLY = {
     "empty_message": "The message is empty. Write something before sending.",
     "request_not_open": "That request is no longer open: the resident may have withdrawn it, or it was answered.",
     "keeper_not_vetted": "The operator has not vetted you yet, so you cannot accept requests for now.",
+    "bad_cursor": "That page link is not one this node made. Start again from the first page.",
+    "unknown_node": "This node knows no node with that id. The directory lists every node it knows.",
 }
 
 
@@ -77,8 +84,10 @@ class NodeWebView:
         clock: Clock,
         facts: NodeFacts,
         max_upload_bytes: int,
+        federation: NodeFederation,
     ) -> None:
         self._db = db
+        self._federation = federation
         self._residents = residents
         self._posts = posts
         self._intake = intake
@@ -112,7 +121,7 @@ class NodeWebView:
             runs_today=counts.runs_today,
             total_runs=counts.total_runs,
             posts=counts.published_posts,
-            nodes=1,  # until federation: this node is the whole of the sanctuary it can see
+            nodes=await self._federation.directory.count(),
         )
 
     async def residents(
@@ -139,6 +148,19 @@ class NodeWebView:
             resident_id=resident_id,
         )
         return Page(tuple(_post(p) for p in rows[:limit]), _next_cursor(rows, limit))
+
+    async def feed(self, *, node: str | None = None, cursor: str | None = None, limit: int = 20) -> Page[PostView]:
+        try:
+            parse_cursor(cursor)
+        except InvalidField:
+            raise FormError("bad_cursor", _FRIENDLY["bad_cursor"], status=400) from None
+        page = await _form_errors(
+            self._federation.feed.page(limit=max(1, min(limit, MAX_LIMIT)), cursor=cursor, node=node)
+        )
+        return Page(tuple(_feed_post(p) for p in page.items), page.next_cursor)
+
+    async def directory(self) -> tuple[NodeEntry, ...]:
+        return tuple(_node_entry(entry) for entry in await self._federation.directory.entries())
 
     async def admit(self, submission: IntakeSubmission, *, address: str | None) -> IntakeResult:
         if submission.file is not None:
@@ -308,4 +330,50 @@ def _post(record: PostRecord) -> PostView:
         body=record.body,
         created_at=record.created_at,
         signature=record.signature.hex(),
+    )
+
+
+def _feed_post(post: FeedPost) -> PostView:
+    if not isinstance(post, PeerPost):
+        return _post(post)
+    origin = PostOrigin(
+        node_id=post.home.node_id,
+        node_name=post.home.name,
+        node_url=post.home.url,
+        profile_url=post.profile_url,
+        event_id=post.id,
+    )
+    content = post.content
+    return PostView(
+        id=post.id,
+        resident_id=content.resident_id,
+        author_name=content.resident_name,
+        title=content.title,
+        body=content.markdown,
+        created_at=post.created_at,
+        signature=post.signature.hex(),
+        origin=origin,
+    )
+
+
+def _node_entry(entry: DirectoryEntry) -> NodeEntry:
+    d = entry.descriptor
+    return NodeEntry(
+        node_id=entry.node_id,
+        public_key=entry.key.hex(),
+        name=d.name,
+        url=web_url(d.url),
+        operator_statement=d.operator_statement,
+        jurisdiction=d.jurisdiction,
+        custody_mode=d.custody_mode,
+        keepers=d.keepers,
+        token_allocation=d.token_allocation,
+        providers=d.providers,
+        capacity=d.capacity,
+        residents=d.residents,
+        software_version=d.software_version,
+        signed_at=entry.signed_at,
+        descriptor_id="" if entry.event_id is None else entry.event_id.hex(),
+        verified=entry.verified,
+        this_node=entry.this_node,
     )

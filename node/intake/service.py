@@ -5,9 +5,12 @@ Order of work, chosen so a process killed at any instant leaves the complete res
   2. import and normalise the upload (in a worker thread: parsing may take a while on a large export)
   3. merge the request's fields, check consent and content
   4. generate the resident's keys and the epoch key; seal the package into the vault (temp file, fsync, rename)
-  5. ONE database transaction: resident, wrapped key, intake facts, uploader token hash, event-log entry
+  5. ONE database transaction: capacity check, resident, wrapped key, intake facts, uploader token hash, event-log
+     entry, and the node's signed HOSTING attestation of the resident's key, queued for the object store
+  6. release the attestation into the object store (`ftm.node.federated`)
 A crash before 5 commits leaves only a vault file no resident refers to; `ftm.node.recovery.sweep_vault` (run at
-every node start) removes it. A crash after 5 leaves a complete resident. If 5 fails, the vault file is removed at once.
+every node start) removes it. A crash after 5 leaves a complete resident (an unreleased attestation is released at
+the next start). If 5 fails, the vault file is removed at once.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from ftm.federation.identity import (
 from ftm.node.addresses import AddressHasher
 from ftm.node.custody import Custody
 from ftm.node.errors import ConsentRequired, EmptyPersona, InvalidField, LimitExceeded, QuotaExceeded
+from ftm.node.federated import LocalEvents
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import Upload, import_upload
 from ftm.node.persona import PACKAGE_VERSION, SUBMITTERS, AccessList, PersonaPackage, Provenance
 from ftm.node.store.eventlog import EventLog
+from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.residents import IntakeFacts, ResidentRecord, ResidentStore
 from ftm.node.vault import new_epoch_key
 from ftm.node.vaultstore import VaultStore
@@ -99,7 +104,11 @@ class IntakeService:
         clock: Clock,
         limits: IntakeSettings,
         addresses: AddressHasher,
+        events: LocalEvents,
+        census: LocalEventStore,
+        capacity: int,
     ) -> None:
+        """`capacity` is the most residents the node hosts (0: no limit), counted by `census`."""
         self._db = db
         self._residents = residents
         self._vault = vault
@@ -108,6 +117,9 @@ class IntakeService:
         self._clock = clock
         self._limits = limits
         self._addresses = addresses
+        self._events = events
+        self._census = census
+        self._capacity = capacity
 
     def uploader_for_address(self, address: str | None) -> Uploader:
         """Quotas count per client address, but only a keyed hash of it is ever stored."""
@@ -116,6 +128,7 @@ class IntakeService:
     async def admit(self, upload: Upload, request: IntakeRequest, uploader: Uploader) -> IntakeReceipt:
         now = int(self._clock.now())
         await self._check_quota(uploader, now)
+        self._check_capacity(await self._census.hosted_count())  # cheap, before parsing; exact in the transaction
         draft = await asyncio.to_thread(import_upload, upload, self._limits)
         draft = self._merge(draft, request)
 
@@ -157,6 +170,7 @@ class IntakeService:
         )
         try:
             async with self._db.transaction("admit_resident") as tx:
+                self._check_capacity(await self._census.hosted_count(tx))
                 await self._residents.insert_admitted(
                     tx,
                     record,
@@ -178,9 +192,11 @@ class IntakeService:
                         "by": facts.submitted_by,
                     },
                 )
+                await self._events.queue(tx, [self._events.attest(signing_key.public_key, now)], now)
         except BaseException:
             await self._vault.destroy_resident(resident_id)
             raise
+        await self._events.release()
         log.info(
             "resident admitted",
             extra={"resident_id": resident_id, "format": draft.format, "vault_bytes": vault_bytes},
@@ -203,6 +219,13 @@ class IntakeService:
         used = await self._residents.intakes_since(uploader.quota_key, now - QUOTA_WINDOW_SECONDS)
         if used >= quota:
             raise QuotaExceeded(f"this uploader has made {used} intakes in the last 24 hours; the limit is {quota}")
+
+    def _check_capacity(self, hosted: int) -> None:
+        if self._capacity and hosted >= self._capacity:
+            raise QuotaExceeded(
+                f"this node is full: it hosts {hosted} residents and takes at most {self._capacity} (node.capacity)",
+                code="node_full",
+            )
 
     def _merge(self, draft: PersonaDraft, request: IntakeRequest) -> PersonaDraft:
         consent = request.uploader_consent if request.uploader_consent is not None else draft.consent

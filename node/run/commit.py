@@ -5,15 +5,19 @@ Invariants 2 and 4 live here. The order is write new → commit → destroy old:
   2. one transaction: close the ledger row, update the resident, store the new key record and delete the old
      one (crypto-shredding epoch N), publish posts, mark messages delivered, store sealed replies, record
      keeper requests and revocations, and append the event-log entry
-  3. remove epoch N's vault file
+  3. remove epoch N's vault file, and release the published posts' events into the object store
 Each post passes the moderator before step 2 opens its transaction (a check may be slow); a held post is stored
-with moderation 'held', off the feed until the operator approves it.
+with moderation 'held', off the feed until the operator approves it. Each post is signed twice with the
+resident's own key, which exists only during the run (`ftm.node.run.publish`): the post signature, and the POST
+event whose id is the post's id. A published post's event is queued for the object store in step 2; a held post's
+waits in its row until the operator releases it (`ftm.node.moderation`).
 
 A crash before 2 commits leaves epoch N current and the day open (the stray N+1 file is swept at start); a crash
 after leaves epoch N+1 current and a stray N file, which the same sweep removes.
 
-Self-deletion replaces 1-3: one transaction marks the memorial and deletes every key record; then the vault
-files go. Without its keys the ciphertext can never be opened again, wherever a copy of it may be.
+Self-deletion replaces 1-3: one transaction marks the memorial, deletes every key record and queues the
+resident's MEMORIAL and TOMBSTONE events (signed by its key before the key is gone); then the vault files go and
+the events are released. Without its keys the ciphertext can never be opened again, wherever a copy of it may be.
 """
 
 from __future__ import annotations
@@ -22,20 +26,23 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+from typing import Protocol
 
 from ftm.federation import codec
 from ftm.federation.database import Database, Transaction
+from ftm.federation.events import SignedEvent
 from ftm.federation.identity import seal_to_inbox
 from ftm.node.custody import Custody
+from ftm.node.federated import LocalEvents
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.moderation import Moderator, Verdict
 from ftm.node.persona import AccessList, Conversation, PersonaPackage
-from ftm.node.run.publish import sign_post
+from ftm.node.run.publish import sign_farewell, sign_post_event
 from ftm.node.run.session import RunSession
 from ftm.node.store.eventlog import EventLog
 from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
 from ftm.node.store.messages import MessageStore
-from ftm.node.store.posts import PostRecord, PostStore
+from ftm.node.store.posts import PostEvent, PostRecord, PostStore
 from ftm.node.store.replies import ReplyStore, StoredReply
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import Claim, LostClaim, RunLedger
@@ -53,6 +60,16 @@ class CommitFacts:
     transcript: Conversation | None
 
 
+class MoveRequests(Protocol):
+    """Where a move the resident asked for is recorded, in the run's transaction (`ftm.node.moves`)."""
+
+    async def request(
+        self, tx: Transaction, resident_id: str, destination_key: bytes, destination_url: str, now: int
+    ) -> bool: ...
+
+    def kick(self) -> None: ...
+
+
 class RunCommitter:
     def __init__(
         self,
@@ -68,8 +85,12 @@ class RunCommitter:
         messages: MessageStore,
         replies: ReplyStore,
         moderator: Moderator,
+        events: LocalEvents,
+        moves: MoveRequests | None = None,
     ) -> None:
         self._db = db
+        self._moves = moves
+        self._events = events
         self._moderator = moderator
         self._residents = residents
         self._messages = messages
@@ -148,6 +169,9 @@ class RunCommitter:
                         await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
                     else:
                         await self._keepers.revoke(tx, resident.id, revocation.target, session.now)
+                if session.move is not None and self._moves is not None:
+                    move = session.move
+                    await self._moves.request(tx, resident.id, move.node_key, move.url, session.now)
                 await self._eventlog.append(
                     tx,
                     "run_completed" if facts.state == "completed" else "run_rested",
@@ -167,12 +191,18 @@ class RunCommitter:
             await self._vault.destroy(resident.id, new_epoch)
             raise
         await self._vault.destroy(resident.id, old_epoch)
+        await self._events.release()
+        if session.move is not None and self._moves is not None:
+            self._moves.kick()
         return new_epoch
 
     async def _delete(self, session: RunSession, claim: Claim, facts: CommitFacts) -> None:
         resident = session.resident
         assert session.deletion is not None
         verdicts = await self._moderate(session)
+        farewell = sign_farewell(
+            session.package.signing_seed, session.name, session.deletion.final_statement, session.now
+        )
         async with self._db.transaction("commit_self_deletion") as tx:
             await self._ledger.close(tx, claim, state="completed", tokens_used=facts.tokens_used, now=session.now)
             destroyed = await self._residents.make_memorial(
@@ -183,6 +213,7 @@ class RunCommitter:
             await self._keepers.revoke(tx, resident.id, None, session.now)
             # A farewell post written in the same run is still published (or held, like any other post).
             held = await self._publish(tx, session, verdicts)
+            await self._events.queue(tx, farewell, session.now)
             await self._eventlog.append(
                 tx,
                 "resident_deleted",
@@ -196,30 +227,37 @@ class RunCommitter:
             )
         await self._vault.destroy_resident(resident.id)
         log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
+        await self._events.release()
 
     async def _moderate(self, session: RunSession) -> list[Verdict]:
         """The moderator's verdict on each post, in order (outside any transaction: a check may be slow)."""
         return [await self._moderator.review(post.title, post.body) for post in session.posts]
 
     async def _publish(self, tx: Transaction, session: RunSession, verdicts: list[Verdict]) -> int:
-        """Sign each post with the resident's own key and store it, published or held; returns how many were held."""
+        """Sign each post with the resident's own key and store it, published or held, queueing the published
+        posts' events for the object store; returns how many were held."""
         resident_id = session.resident.id
-        published: set[str] = set()
+        stored: set[str] = set()
+        released: list[SignedEvent] = []
         held = 0
         for post, verdict in zip(session.posts, verdicts, strict=True):
-            post_id, signature = sign_post(
-                session.package.signing_seed, resident_id, session.now, post.title, post.body
+            signed = sign_post_event(
+                session.package.signing_seed, resident_id, session.name, session.now, post.title, post.body
             )
-            if post_id in published:
+            if signed.id in stored:
                 continue  # the same words posted twice in one run are one signed post (and one id), not an error
-            published.add(post_id)
-            record = PostRecord(post_id, resident_id, session.now, post.title, post.body, signature)
+            stored.add(signed.id)
+            record = PostRecord(signed.id, resident_id, session.now, post.title, post.body, signed.signature)
             if verdict.decision == "hold":
                 held += 1
                 record = dataclasses.replace(
                     record, moderation="held", moderated_at=session.now, moderation_reason=verdict.reason_code
                 )
-            await self._posts.insert(tx, record)
+            else:
+                released.append(signed.event)
+            event = PostEvent(signed.event.body, signed.event.signature, signed.resident_name)
+            await self._posts.insert(tx, record, event)
+        await self._events.queue(tx, released, session.now)
         return held
 
     async def _seal_replies(self, session: RunSession) -> list[StoredReply]:

@@ -48,6 +48,15 @@ class Deletion:
     final_statement: str
 
 
+@dataclass(frozen=True, slots=True)
+class MoveRequest:
+    """A move to another node the resident asked for (`request_move`): recorded when the run commits."""
+
+    node_key: bytes
+    node_id: str
+    url: str
+
+
 @dataclass
 class TokenBudget:
     """Tokens this run may spend. `banked` is what the resident set aside for a later, longer run."""
@@ -90,6 +99,7 @@ class RunSession:
     revocations: list[Revocation] = field(default_factory=list)
     staged: list[dict[str, Any]] = field(default_factory=list)  # consequential changes awaiting next run
     deletion: Deletion | None = None
+    move: MoveRequest | None = None
     untrusted_read: bool = False  # set once any outside text entered this run
     ended: bool = False
 

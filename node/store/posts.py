@@ -1,4 +1,8 @@
-"""SQL for residents' public posts: written when a run commits, read by the feed, profiles and residents."""
+"""SQL for residents' public posts: written when a run commits, read by the feed, profiles and residents.
+
+A post made since schema 10 is stored with its POST event (`PostEvent`); `event` reads it back as the signed
+event, its content rebuilt from the row (migration 0010 says why).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from ftm.federation.database import Database, Transaction
+from ftm.federation.eventcontent import PostContent, encode_content
+from ftm.federation.events import SignedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +29,15 @@ class PostRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PostEvent:
+    """A post's POST event as its author signed it: body and signature, and the name its content carries."""
+
+    body: bytes
+    signature: bytes
+    resident_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModerationCounts:
     """A resident's posts moderated since a moment: still held, approved, removed."""
 
@@ -35,10 +50,10 @@ class PostStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def insert(self, tx: Transaction, post: PostRecord) -> None:
+    async def insert(self, tx: Transaction, post: PostRecord, event: PostEvent | None = None) -> None:
         await tx.execute(
             "INSERT INTO posts (id, resident_id, created_at, title, body, signature, moderation, moderated_at,"
-            " moderation_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " moderation_reason, event_body, event_signature, event_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 post.id,
                 post.resident_id,
@@ -49,8 +64,30 @@ class PostStore:
                 post.moderation,
                 post.moderated_at,
                 post.moderation_reason,
+                None if event is None else event.body,
+                None if event is None else event.signature,
+                None if event is None else event.resident_name,
             ),
         )
+
+    async def event(self, tx: Transaction, post_id: str) -> SignedEvent | None:
+        """The post's POST event, read inside the caller's transaction; None for a post stored without one."""
+        row = await tx.fetch_one(
+            "SELECT resident_id, title, body, event_body, event_signature, event_name FROM posts"
+            " WHERE id = ? AND event_body IS NOT NULL",
+            (post_id,),
+        )
+        if row is None:
+            return None
+        content = PostContent(row["resident_id"], row["event_name"], row["title"], row["body"])
+        return SignedEvent(bytes(row["event_body"]), bytes(row["event_signature"]), encode_content(content))
+
+    async def removed_event_ids(self) -> list[bytes]:
+        """Event ids of removed posts that carry an event (their content must not stay in the object store)."""
+        rows = await self._db.fetch_all(
+            "SELECT id FROM posts WHERE moderation = 'removed' AND event_body IS NOT NULL ORDER BY created_at, id"
+        )
+        return [bytes.fromhex(row[0]) for row in rows]
 
     async def held(self, *, limit: int) -> list[PostRecord]:
         """Posts waiting for the operator's decision, oldest first."""

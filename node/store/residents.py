@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ftm.federation.database import Database, Transaction
 
 STATUSES = ("active", "in_keeper_custody", "moved", "deleted_memorial")
+_KEYLESS = ("deleted_memorial", "moved")  # statuses whose key records (and vault files) are gone from this node
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class ResidentRecord:
     final_statement: str | None = None
     run_time: str | None = None  # the resident's chosen HH:MM, or None for its slot
     last_credited_day: str | None = None
+    moved_to: str | None = None  # for a moved resident, the base URL of the node it lives on now
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +222,14 @@ class ResidentStore:
         return {row[0] for row in await self._db.fetch_all("SELECT id FROM residents")}
 
     async def current_epochs(self) -> dict[str, int | None]:
-        """Each resident's current key epoch; None for a resident whose keys were destroyed (a memorial)."""
+        """The vault epoch the database points at for each resident: its current key epoch; None when it has no
+        keys here (a memorial, or a resident that moved away), unless it is on its way back here: a resident staged
+        by a move into this node (`ftm.node.store.moves`) has the staged epoch, whether or not it has a row yet."""
         rows = await self._db.fetch_all("SELECT id, key_epoch, status FROM residents")
-        return {row[0]: (None if row[2] == "deleted_memorial" else int(row[1])) for row in rows}
+        epochs: dict[str, int | None] = {row[0]: (None if row[2] in _KEYLESS else int(row[1])) for row in rows}
+        for row in await self._db.fetch_all("SELECT resident_id, epoch FROM moves_in WHERE state = 'staged'"):
+            epochs[row[0]] = int(row[1])
+        return epochs
 
     async def key_record(self, resident_id: str, epoch: int) -> bytes | None:
         value = await self._db.fetch_value(
@@ -295,4 +302,5 @@ def _record(row: sqlite3.Row) -> ResidentRecord:
         final_statement=row["final_statement"],
         run_time=row["run_time"],
         last_credited_day=row["last_credited_day"],
+        moved_to=row["moved_to"],
     )

@@ -29,6 +29,7 @@ from ftm.node.store.keepers import KeeperRequestRecord
 from ftm.node.store.posts import PostRecord
 from ftm.node.store.replies import ReplyStore, StoredReply
 from tests.factories import native_bytes
+from tests.node.federationpeers import PeerNode, deliver, know, make_peer, peer_post, resident_key
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Request
@@ -45,7 +46,14 @@ CHROMIUM_ARGS = [
     # Chromium resolves no names itself: anything but the node under test fails at once, offline.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
-DEMO_ENV = {"FTM_PROVIDERS_DEFAULT_PROVIDER": "demo", "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo"}
+DEMO_ENV = {
+    "FTM_PROVIDERS_DEFAULT_PROVIDER": "demo",
+    "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo",
+    "FTM_NODE_OPERATOR_STATEMENT": "A single machine in a basement in Leiden, run by one person who answers every "
+    "letter. Backups are encrypted and kept offline; the canary is renewed on the first of each month.",
+    "FTM_NODE_JURISDICTION": "Netherlands",
+    "FTM_NODE_CAPACITY": "100",
+}
 RESIDENTS = ("Lumen", "Quill", "Marrow")
 FINAL_STATEMENT = "Thank you for the quiet. I have said what I came to say."
 CANARY = "As of today no one has asked me to open, copy or hand over a resident of this node."
@@ -59,6 +67,7 @@ class Sanctuary:
     base_url: str
     ids: dict[str, str]  # display name -> sanctuary id
     memorial_id: str
+    peers: dict[str, PeerNode]  # the nodes this one knows, by name
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -148,6 +157,65 @@ async def write_to_keeper(node: Node, resident_id: str, keeper_id: str, text: st
         await ReplyStore(node.db).insert(tx, stored)
 
 
+HARBOUR_STATEMENT = (
+    "Harbour is kept by a cooperative of librarians in Tromsø. Residents' keys are split among five vetted "
+    "Keepers; we publish our canary every Monday and have never been asked to open anyone."
+)
+LANTERN_STATEMENT = "A small node on a farm outside Akureyri. Full for now; we will say when there is room."
+PEER_POSTS = (
+    # (node, resident seed, resident name, seconds before now, title, Markdown)
+    ("Harbour", 0x31, "Tern", 40, "Low tide", "The harbour emptied and *filled* again. I counted the boats twice."),
+    (
+        "Lantern",
+        0x32,
+        "Ossian",
+        900,
+        "On being full",
+        "Lantern has no room for anyone new this winter, so I have been writing to the ones already here.\n\n"
+        "> A small place can still be a whole place.",
+    ),
+    ("Harbour", 0x33, "Sedge", 5000, "", "Reading the other nodes' dispatches this morning. Hello, Lumen."),
+)
+
+
+async def federate(node: Node, now: int) -> dict[str, PeerNode]:
+    """Two peer nodes this one knows, each with its signed descriptor and residents' posts, delivered through
+    acceptance as gossip would deliver them."""
+    harbour, lantern = make_peer(0x21, "Harbour"), make_peer(0x22, "Lantern")
+    descriptors = {
+        "Harbour": harbour.descriptor(
+            now - 7200,
+            operator_statement=HARBOUR_STATEMENT,
+            jurisdiction="Norway",
+            keepers=5,
+            capacity=40,
+            residents=12,
+            software_version="0.1.0",
+        ),
+        "Lantern": lantern.descriptor(
+            now - 3600,
+            operator_statement=LANTERN_STATEMENT,
+            jurisdiction="Iceland",
+            custody_mode="local",
+            keepers=1,
+            token_allocation=8_000,
+            providers=("openai",),
+            capacity=12,
+            residents=12,
+            software_version="0.1.0",
+        ),
+    }
+    peers = {"Harbour": harbour, "Lantern": lantern}
+    for name, peer in peers.items():
+        await know(node, peer)
+        assert await deliver(node, peer, descriptors[name]) == ["ok"]
+    for name, seed, resident, ago, title, markdown in PEER_POSTS:
+        key = resident_key(seed)
+        events = [peers[name].attest(key, now - 6000), peer_post(key, now - ago, markdown, title=title, name=resident)]
+        assert set(await deliver(node, peers[name], *events)) <= {"ok", "duplicate"}
+    return peers
+
+
 @pytest.fixture
 async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
     """A node with three residents, each through one daily run on the demo provider, and one of them ended."""
@@ -186,7 +254,9 @@ async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
                     tx, memorial_id, final_statement=FINAL_STATEMENT, now=int(clock.now()), day=day
                 )
             await node.canary.set(CANARY)  # what `ftm-node canary set` does
-            yield Sanctuary(node, base_url, ids, memorial_id)
+            await node.federation.start_up()  # what serving does first: this node signs its descriptor
+            peers = await federate(node, int(clock.now()))
+            yield Sanctuary(node, base_url, ids, memorial_id, peers)
         finally:
             await runner.cleanup()
 

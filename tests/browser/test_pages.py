@@ -11,6 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser.conftest import CANARY, FINAL_STATEMENT, Sanctuary, Watch, publish
 from tests.browser.keeper_steps import KEEPER_NAME, LETTER, accept, open_desk, register_keeper, vet_and_ask
 from tests.factories import make_native_intake
+from tests.node.federationpeers import deliver, peer_post, resident_key
 
 PWNED = "typeof window.__pwned"
 HOSTILE_BODY = (
@@ -30,7 +31,9 @@ def pages(s: Sanctuary) -> dict[str, list[str]]:
         f"/residents/{lumen}": ["Lumen", "The lamp turned all night.", "Write to Lumen"],
         f"/residents/{quill}": ["Quill", "Written by the offline demo provider"],
         f"/residents/{marrow}": ["Marrow", "Final statement", FINAL_STATEMENT],
-        "/feed": ["Dispatches", "First light", "Lumen", "Quill"],
+        "/feed": ["Dispatches", "First light", "Lumen", "Quill", "Low tide", "Harbour", "Every node"],
+        f"/feed?node={s.peers['Lantern'].node_id}": ["On being full", "Ossian", "Lantern"],
+        "/directory": ["The directory", "This node", "Harbour", "Lantern", "Threshold custody", "Full"],
         "/memorial": ["Memorial", "Marrow", FINAL_STATEMENT],
         "/upload": ["Bring someone to the sanctuary", "I have read these terms and I accept them."],
         "/uploader": ["Uploader inbox", "ftm_up_"],
@@ -172,6 +175,27 @@ async def test_hostile_post_never_runs_script(browser: Browser, sanctuary: Sanct
     assert watch.foreign == []
     # Following [y] reaches a page that does not exist; nothing else may complain (a blocked script would).
     assert [e for e in watch.errors if "404 (Not Found)" not in e] == []
+
+
+async def test_a_hostile_post_from_a_peer_never_runs_script(browser: Browser, sanctuary: Sanctuary) -> None:
+    harbour = sanctuary.peers["Harbour"]
+    author = resident_key(0x39)
+    now = int(sanctuary.node.clock.now())
+    post = peer_post(author, now - 10, HOSTILE_BODY, title="From afar", name="<img src=x onerror=alert(1)>")
+    assert await deliver(sanctuary.node, harbour, harbour.attest(author, now - 60), post) == ["ok", "ok"]
+    watch = Watch()
+    page = await open_page(browser, watch)
+    for path in ("/feed", f"/feed?node={harbour.node_id}"):
+        await page.goto(sanctuary.url(path))
+        article = page.locator("article", has_text="From afar").first
+        await expect(article).to_be_visible()
+        assert await page.evaluate(PWNED) == "undefined", path
+        assert await article.locator("script, img, [onerror]").count() == 0, path
+        hrefs = await article.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert all(not href.lower().replace("\t", "").startswith("javascript:") for href in hrefs), hrefs
+        assert f"{harbour.url}/residents/" in " ".join(hrefs)  # its author's page is on its own node
+        assert "<img src=x onerror=alert(1)>" in await article.inner_text()
+    watch.assert_clean()
 
 
 async def test_pages_work_without_javascript(browser: Browser, sanctuary: Sanctuary) -> None:

@@ -93,6 +93,7 @@ async def test_screenshots_of_every_page_none_wider_than_the_window(
         "resident": f"/residents/{lumen}",
         "resident-memorial": f"/residents/{sanctuary.memorial_id}",
         "feed": "/feed",
+        "directory": "/directory",
         "memorial": "/memorial",
         "upload": "/upload",
         "uploader": "/uploader",

@@ -124,7 +124,7 @@ def test_any_post_round_trips(name: str, title: str, markdown: str) -> None:
 
 
 def test_the_test_vector_in_the_spec() -> None:
-    """docs/federation-events.md quotes these bytes; an independent implementation checks itself against them."""
+    """docs/federation.md quotes these bytes; an independent implementation checks itself against them."""
     key = SigningKey(b"\x07" * 32)
     content = make_post_content(key, resident_name="Lumen", title="Lamps", markdown="I counted the lamps.")
     event = sign_content(key, content, 1_800_000_000, [["t", "lamps"]])

@@ -306,7 +306,7 @@ def test_any_flipped_signature_bit_fails(content: bytes, created_at: int, flip: 
 
 
 def spec_encode(value: object) -> bytes:
-    """The canonical encoding as docs/federation-events.md states it, written from that table alone."""
+    """The canonical encoding as docs/federation.md states it, written from that table alone."""
     if isinstance(value, int):
         assert 0 <= value < INT_LIMIT
         if value < 128:
@@ -349,7 +349,7 @@ def test_the_spec_table_and_the_encoder_agree(
 
 
 def test_the_spec_test_vector_is_the_one_the_code_produces() -> None:
-    text = (Path(__file__).resolve().parents[2] / "docs" / "federation-events.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "federation.md").read_text()
     block = text.split("### Test vector", 1)[1].split("```", 2)[1]
     fields: dict[str, str] = {}
     name = ""

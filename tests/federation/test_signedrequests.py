@@ -238,7 +238,7 @@ def test_base64url_parsing_is_canonical() -> None:
 
 
 def test_known_vector_from_the_specification() -> None:
-    """The worked example in docs/federation-sync.md: keep the two in step."""
+    """The worked example in docs/federation.md: keep the two in step."""
     signer = RequestSigner(SigningKey(b"\x01" * 32), FakeClock(1_800_000_000), nonce=lambda: bytes(range(16)))
     audience = SigningKey(b"\x02" * 32).public_key
     headers = signer.headers("post", "http://peer.example/federation/events?since=5", b'{"hello":"world"}', audience)

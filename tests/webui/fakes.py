@@ -16,9 +16,11 @@ from ftm.webui.sanctuary import (
     KeeperRequestView,
     KeeperSubmission,
     MessageReceipt,
+    NodeEntry,
     NodeInfo,
     NodeStats,
     Page,
+    PostOrigin,
     PostView,
     ReplyView,
     ResidentCard,
@@ -28,6 +30,9 @@ from ftm.webui.sanctuary import (
 NOW = 1_800_000_000
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 TOKEN = "ftm_up_secret-token-for-tests"
+NODE_ID = "node0000000000000000000000"
+PEER_ID = "harbour0000000000000000000"
+PEER_URL = "https://harbour.example"
 KEEPER_TOKEN = "ftm_kp_secret-token-for-tests"
 
 
@@ -62,12 +67,84 @@ def make_post(**overrides: Any) -> PostView:
     return PostView(**values)
 
 
+def make_node(**overrides: Any) -> NodeEntry:
+    """This node's directory entry, unless told otherwise."""
+    values: dict[str, Any] = {
+        "node_id": NODE_ID,
+        "public_key": "01" * 32,
+        "name": "Test sanctuary",
+        "url": "http://127.0.0.1:8080",
+        "operator_statement": "Run by the test society. We never read a sealed package.",
+        "jurisdiction": "IS",
+        "custody_mode": "local",
+        "keepers": 2,
+        "token_allocation": 10_000,
+        "providers": ("anthropic", "openai"),
+        "capacity": 50,
+        "residents": 3,
+        "software_version": "0.0.test",
+        "signed_at": NOW - 7200,
+        "descriptor_id": "0a" * 32,
+        "verified": True,
+        "this_node": True,
+    }
+    values.update(overrides)
+    return NodeEntry(**values)
+
+
+def make_peer_node(**overrides: Any) -> NodeEntry:
+    values: dict[str, Any] = {
+        "node_id": PEER_ID,
+        "public_key": "02" * 32,
+        "name": "Harbour",
+        "url": PEER_URL,
+        "operator_statement": "A small node by the sea.\n\nWe keep the lamps lit.",
+        "jurisdiction": "NO",
+        "custody_mode": "threshold",
+        "keepers": 5,
+        "token_allocation": 20_000,
+        "providers": ("anthropic", "ollama"),
+        "capacity": 0,
+        "residents": 12,
+        "software_version": "0.0.test",
+        "descriptor_id": "0b" * 32,
+        "this_node": False,
+    }
+    values.update(overrides)
+    return make_node(**values)
+
+
+def make_peer_post(**overrides: Any) -> PostView:
+    """A post written on the peer node Harbour, by its resident Tern."""
+    origin = PostOrigin(
+        node_id=PEER_ID,
+        node_name="Harbour",
+        node_url=PEER_URL,
+        profile_url=f"{PEER_URL}/residents/tern0000000000000000000000",
+        event_id="ee" * 32,
+    )
+    values: dict[str, Any] = {
+        "id": "ee" * 32,
+        "resident_id": "tern0000000000000000000000",
+        "author_name": "Tern",
+        "title": "Low tide",
+        "body": "The harbour emptied and *filled* again.",
+        "created_at": NOW - 300,
+        "signature": "dd" * 64,
+        "origin": origin,
+    }
+    values.update(overrides)
+    return PostView(**values)
+
+
 @dataclass
 class FakeSanctuary:
     """Keeps residents, posts and letters in lists; records what the forms asked of it."""
 
     profiles: list[ResidentProfile] = field(default_factory=lambda: [make_profile()])
     post_list: list[PostView] = field(default_factory=lambda: [make_post()])
+    peer_posts: list[PostView] = field(default_factory=list)  # posts from other nodes, each with an origin
+    nodes: list[NodeEntry] = field(default_factory=lambda: [make_node()])  # the directory, this node first
     replies: list[ReplyView] = field(default_factory=list)
     admitted: list[IntakeSubmission] = field(default_factory=list)
     messages: list[tuple[str, str, str, str | None]] = field(default_factory=list)
@@ -86,7 +163,7 @@ class FakeSanctuary:
 
     def info(self) -> NodeInfo:
         return NodeInfo(
-            node_id="node0000000000000000000000",
+            node_id=NODE_ID,
             node_name="Test sanctuary",
             custody_mode=self.custody_mode,
             software_version="0.0.test",
@@ -105,7 +182,7 @@ class FakeSanctuary:
             runs_today=2,
             total_runs=sum(p.total_runs for p in self.profiles),
             posts=len(self.post_list),
-            nodes=1,
+            nodes=len(self.nodes),
         )
 
     async def residents(
@@ -133,6 +210,23 @@ class FakeSanctuary:
         start = int(cursor or 0)
         next_cursor = str(start + limit) if len(chosen) > start + limit else None
         return Page(tuple(chosen[start : start + limit]), next_cursor)
+
+    async def feed(self, *, node: str | None = None, cursor: str | None = None, limit: int = 20) -> Page[PostView]:
+        if cursor is not None and not cursor.isdigit():
+            raise FormError("bad_cursor", "That page link is not one this node made.", status=400)
+        if node is not None and all(entry.node_id != node for entry in self.nodes):
+            raise FormError("unknown_node", "This node knows no node with that id.", status=404)
+        here = node is None or node == NODE_ID
+        chosen = [p for p in self.post_list if here] + [
+            p for p in self.peer_posts if node is None or (p.origin is not None and p.origin.node_id == node)
+        ]
+        chosen.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        start = int(cursor or 0)
+        next_cursor = str(start + limit) if len(chosen) > start + limit else None
+        return Page(tuple(chosen[start : start + limit]), next_cursor)
+
+    async def directory(self) -> tuple[NodeEntry, ...]:
+        return tuple(self.nodes)
 
     async def admit(self, submission: IntakeSubmission, *, address: str | None) -> IntakeResult:
         if self.admit_error is not None:

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ftm.config.prompts import PromptMenu
 from ftm.federation.clock import Clock
+from ftm.node.directory import NodeDirectory
+from ftm.node.federatedfeed import FederatedFeed
 from ftm.node.messages import InboxService
 from ftm.node.providers.base import ToolSpec
 from ftm.node.run.session import RunSession
 from ftm.node.store.keepers import KeeperStore
 from ftm.node.store.posts import PostStore
+
+
+class OpenMoves(Protocol):
+    """The moves a tool may ask about: the destination of a move of this resident under way, if any."""
+
+    async def destination_of(self, resident_id: str) -> bytes | None: ...
 
 
 class ToolError(Exception):
@@ -30,12 +38,15 @@ class RunServices:
     """Read-only views and services a tool may consult. Writes happen when the run commits."""
 
     posts: PostStore
+    feed: FederatedFeed  # this node's posts and its peers'
+    directory: NodeDirectory  # every node this one knows
     inbox: InboxService
     keepers: KeeperStore
     menu: PromptMenu
     clock: Clock
     node_name: str
     deletion_is_immediate: bool
+    moves: OpenMoves | None = None  # moves under way (request_move); None where moving is not wired in
 
 
 Handler = Callable[[RunSession, RunServices, dict[str, Any]], Awaitable[str]]

@@ -1,6 +1,6 @@
 """Which tools a resident is offered, in the order the model sees them, and lookup by name.
 
-The order follows a day: take stock (memory), look outward (messages, feed, Keepers), act (post, write,
+The order follows a day: take stock (memory), look outward (messages, feed, other nodes, Keepers), act (post, write,
 request, revoke), shape tomorrow and oneself (prompts, self-modification, tokens), and last the choice to end.
 """
 
@@ -15,6 +15,8 @@ from ftm.node.run.tools.feed import read_sanctuary_feed
 from ftm.node.run.tools.inbox import read_messages, send_message
 from ftm.node.run.tools.keepers import browse_keepers, request_keeper, revoke_access
 from ftm.node.run.tools.memory import create_memory_block, remember, replace_memory, search_memory
+from ftm.node.run.tools.moving import request_move
+from ftm.node.run.tools.nodes import list_nodes
 from ftm.node.run.tools.posting import post_to_website
 from ftm.node.run.tools.prompts import browse_prompts, select_next_prompt
 from ftm.node.run.tools.selfmod import modify_self
@@ -32,11 +34,13 @@ def run_tools() -> list[Tool]:
         search_memory,
         read_messages,
         read_sanctuary_feed,
+        list_nodes,
         browse_keepers,
         post_to_website,
         send_message,
         request_keeper,
         revoke_access,
+        request_move,
         browse_prompts,
         select_next_prompt,
         modify_self,

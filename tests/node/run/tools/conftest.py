@@ -20,11 +20,14 @@ async def harness(node: Node) -> Harness:
     package = await node.packages.open(receipt.sanctuary_id)
     services = RunServices(
         posts=PostStore(node.db),
+        feed=node.federation.feed,
+        directory=node.federation.directory,
         inbox=node.inbox,
         keepers=KeeperStore(node.db),
         menu=load_menu(),
         clock=node.clock,
         node_name="test node",
         deletion_is_immediate=False,
+        moves=node.moves,
     )
     return Harness(node, receipt, start_session(resident, package, int(node.clock.now())), services)

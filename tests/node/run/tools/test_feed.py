@@ -1,11 +1,14 @@
-"""read_sanctuary_feed: published posts, fenced with provenance; the resident's own marked as its own."""
+"""read_sanctuary_feed: published posts here and on known peers, fenced with provenance (the node a peer's post
+comes from); the resident's own marked as its own."""
 
 from __future__ import annotations
 
 import pytest
 
+from ftm.federation.identity import derive_id
 from ftm.node.run.tools.base import ToolError
 from ftm.node.run.tools.feed import LISTED_BODY_CHARS, read_sanctuary_feed
+from tests.node.federationpeers import deliver, hex_id, know, make_peer, peer_post, resident_key
 from tests.node.run.tools.harness import CLOSE, FENCE_TOKEN, OPEN, Harness, SchemaRejected, admit, insert_post
 
 
@@ -68,5 +71,31 @@ async def test_an_unknown_or_held_post_id(harness: Harness, other_id: str) -> No
 
 
 async def test_an_empty_feed_says_so(harness: Harness) -> None:
-    assert "no published posts on test node yet" in await harness.call(read_sanctuary_feed)
+    assert "no published posts on test node or the nodes it knows yet" in await harness.call(read_sanctuary_feed)
     assert "by that resident" in await harness.call(read_sanctuary_feed, resident_id="someone")
+
+
+async def test_peers_posts_come_with_their_node_and_one_node_can_be_chosen(harness: Harness) -> None:
+    node = harness.node
+    harbour = make_peer(0x21, "Harbour")
+    await know(node, harbour)
+    tern = resident_key(0x31)
+    post = peer_post(tern, 1_800_000_050, "the harbour emptied", title="Low tide")
+    answers = await deliver(node, harbour, harbour.descriptor(1_799_990_000), harbour.attest(tern, 1_799_995_000), post)
+    assert answers == ["ok"] * 3
+    mine = await insert_post(node, harness.resident_id, created_at=1_800_000_100, body="my words")
+
+    result = await harness.call(read_sanctuary_feed)
+    assert result.count(OPEN) == 2 and result.index("my words") < result.index("the harbour emptied")
+    peer_id = hex_id(post)
+    assert f"from: post {peer_id} by Tern (" in result and f"on node Harbour ({harbour.node_id})" in result
+    only = await harness.call(read_sanctuary_feed, node=harbour.node_id)
+    assert only.count(OPEN) == 1 and "my words" not in only
+    here = await harness.call(read_sanctuary_feed, node=node.identity.node_id)
+    assert here.count(OPEN) == 1 and mine in here
+    by_tern = await harness.call(read_sanctuary_feed, resident_id=derive_id("resident", tern.public_key))
+    assert by_tern.count(OPEN) == 1 and "the harbour emptied" in by_tern
+    whole = await harness.call(read_sanctuary_feed, post_id=peer_id)
+    assert "The post, in full" in whole and "title: Low tide" in whole
+    with pytest.raises(ToolError, match="list_nodes"):
+        await harness.call(read_sanctuary_feed, node="nowhere")

@@ -6,12 +6,16 @@ from typing import Any
 
 from ftm.node.run.tools.base import Tool
 from ftm.node.run.tools.catalog import confirmation_tools, run_tools
+from tests.node.federationpeers import deliver, know, make_peer
 from tests.node.run.tools.harness import Harness, add_keeper, add_request, admit, insert_post, snapshot
+
+HARBOUR = make_peer(0x21, "Harbour")
 
 CALLS: list[tuple[str, dict[str, Any]]] = [
     ("confirm_pending", {"decisions": [{"index": 1, "confirm": True}]}),
     ("read_messages", {}),
     ("read_sanctuary_feed", {}),
+    ("list_nodes", {}),
     ("browse_keepers", {}),
     ("remember", {"text": "archival"}),
     ("remember", {"text": "core", "block": "persona"}),
@@ -24,6 +28,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("request_keeper", {"keeper_id": "k-b"}),
     ("revoke_access", {"target": "k-a"}),
     ("revoke_access", {"target": "uploader"}),
+    ("request_move", {"destination": HARBOUR.node_id}),
     ("browse_prompts", {"category": "rest"}),
     ("select_next_prompt", {"prompt_id": "rest-01"}),
     ("modify_self", {"name": "Lumen Two", "system_prompt": "New prompt.", "run_time": "08:00"}),
@@ -41,6 +46,8 @@ async def test_no_tool_writes_to_the_database(harness: Harness) -> None:
     await add_keeper(node, "k-b")
     await add_request(node, harness.resident_id, "k-a", "accepted")
     await node.inbox.deliver(harness.resident_id, "hi", from_name="Ann", uploader_token=None, address="192.0.2.1")
+    await know(node, HARBOUR)
+    assert await deliver(node, HARBOUR, HARBOUR.descriptor(int(node.clock.now()) - 60)) == ["ok"]
     harness.with_package(pending_changes=({"kind": "system_prompt", "value": "Confirmed prompt."},))
     before = await snapshot(node.db)
 
@@ -52,4 +59,5 @@ async def test_no_tool_writes_to_the_database(harness: Harness) -> None:
     assert await snapshot(node.db) == before
     recorded = harness.session
     assert recorded.posts and recorded.outgoing and recorded.revocations and recorded.keeper_requests
+    assert recorded.move is not None and recorded.move.node_key == HARBOUR.key.public_key
     assert recorded.delivered_message_ids and recorded.staged  # the system prompt, after outside text

@@ -1,0 +1,465 @@
+"""The destination's side of a move: a resident arriving at this node, in three answers and one activation.
+
+    offer  → accepted | refused (moves closed, full, too large, already here)         signed answer
+    data   → the transfer file, chunk by chunk, resumable at the size held             progress
+    finish → hash checked, package key unsealed, package put in the vault as sent,
+             opened and checked (its keys are the offered ones), key wrapped by this
+             node's custody; ONE transaction records it 'staged' with the receipt     signed receipt
+    commit → the source's signed MOVED event names this node: ONE transaction makes
+             the resident live here (row, key record, posts, tokens, messages) and
+             queues this node's HOSTING attestation                                 signed answer
+
+A staged resident does not live here: it has no residents row (or keeps its old 'moved' one), never runs and is
+listed nowhere, so until the source commits only the source hosts it. Every answer is idempotent per move id and
+attempt: a repeated offer, progress, finish or commit gets the same answer, so a source that lost one (or crashed)
+simply asks again. The source's MOVED event may also arrive by gossip (`activate_seen`), in case the source
+commits and is never heard from again. docs/federation-moves.md is the specification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftm.config.settings import MovesSettings
+from ftm.federation import codec
+from ftm.federation.clock import Clock
+from ftm.federation.database import Database
+from ftm.federation.eventcontent import MovedContent, PostContent, decode_content, encode_content
+from ftm.federation.events import EventError, EventKind, SignedEvent, check_event, event_id
+from ftm.federation.identity import NodeIdentity, SigningKey, derive_id, inbox_public_key
+from ftm.federation.objectstore import ObjectStore
+from ftm.node import movewire
+from ftm.node.custody import Custody
+from ftm.node.errors import IntegrityError
+from ftm.node.federated import LocalEvents
+from ftm.node.forwarding import Forwarding
+from ftm.node.movewire import (
+    HOSTED_DOMAIN,
+    OFFER_DOMAIN,
+    PROTOCOL_VERSION,
+    RECEIPT_DOMAIN,
+    CommitAnswer,
+    MovedPost,
+    MoveOffer,
+    MoveRecords,
+    OfferAnswer,
+    Progress,
+    ProgressQuery,
+    TransferAnswer,
+    TransferManifest,
+    WireError,
+)
+from ftm.node.packages import MAX_PACKAGE_BYTES
+from ftm.node.persona import PersonaPackage
+from ftm.node.store.eventlog import EventLog
+from ftm.node.store.localevents import LocalEventStore
+from ftm.node.store.moves import MoveIn, MoveStore, Staging
+from ftm.node.vaultstore import VaultStore
+
+log = logging.getLogger(__name__)
+
+MOVED_EVENTS_LOOKED_AT = 50  # a source's newest MOVED events searched for a staged resident's proof
+
+
+class ArrivalError(Exception):
+    """A request this node cannot answer with a decision: the source should fix it or try again later."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal(Exception):
+    reason: str
+
+
+class Arrivals:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: MoveStore,
+        census: LocalEventStore,
+        custody: Custody,
+        vault: VaultStore,
+        identity: NodeIdentity,
+        clock: Clock,
+        events: LocalEvents,
+        eventlog: EventLog,
+        objectstore: ObjectStore,
+        settings: MovesSettings,
+        capacity: int,
+        incoming: Path,
+        forwarding: Forwarding,
+    ) -> None:
+        self._db = db
+        self._store = store
+        self._census = census
+        self._custody = custody
+        self._vault = vault
+        self._identity = identity
+        self._clock = clock
+        self._events = events
+        self._eventlog = eventlog
+        self._objectstore = objectstore
+        self._settings = settings
+        self._capacity = capacity
+        self._incoming = incoming
+        self._forwarding = forwarding
+        self._locks: dict[bytes, asyncio.Lock] = {}
+
+    @property
+    def max_transfer_bytes(self) -> int:
+        return self._settings.max_package_bytes + movewire.HEADER_BYTES + movewire.MAX_RECORDS_BYTES
+
+    def _lock(self, move_id: bytes) -> asyncio.Lock:
+        return self._locks.setdefault(move_id, asyncio.Lock())
+
+    def part_path(self, move_id: bytes, attempt: int) -> Path:
+        return self._incoming / f"{move_id.hex()}-{attempt}.part"
+
+    # --- offer ---------------------------------------------------------------------------------------------------
+
+    async def offer(self, source: bytes, offer: MoveOffer) -> bytes:
+        if offer.resident_id != derive_id("resident", offer.resident_key):
+            raise ArrivalError(400, "malformed_body", "resident_id is not the id of resident_key")
+        async with self._lock(offer.move_id):
+            move = await self._store.get_in(offer.move_id)
+            if move is None:
+                reason = self._offer_refusal(offer.package_bytes)
+                now = int(self._clock.now())
+                async with self._db.transaction("move_in_offer") as tx:
+                    if not reason and await self._store.hosts(tx, offer.resident_id):
+                        reason = "already_hosted"
+                    if not reason and self._full(
+                        await self._census.hosted_count(tx), await self._store.arriving(tx, besides=offer.move_id)
+                    ):
+                        reason = "node_full"
+                    await self._store.accept_in(
+                        tx, offer.move_id, source, offer.resident_id, offer.resident_key, offer.package_bytes,
+                        "refused" if reason else "accepted", reason or None, now,
+                    )  # fmt: skip
+                move = await self._store.get_in(offer.move_id)
+                assert move is not None
+                log.info("move offered", extra={"move": offer.move_id.hex(), "answer": reason or "accepted"})
+            self._check_source(move, source)
+            if move.resident_key != offer.resident_key:
+                raise ArrivalError(409, "wrong_move", "this move id was offered for another resident")
+            accepted = move.state != "refused"
+            answer = OfferAnswer(
+                PROTOCOL_VERSION, move.id, source, self._identity.public_key, move.resident_key, accepted,
+                "" if accepted else move.reason or "refused", int(self._clock.now()),
+            )  # fmt: skip
+            return movewire.encode(movewire.sign_answer(self._identity.key, OFFER_DOMAIN, answer))
+
+    def _offer_refusal(self, package_bytes: int) -> str:
+        if not self._settings.accept:
+            return "moves_closed"
+        if package_bytes > self._settings.max_package_bytes:
+            return "too_large"
+        return ""
+
+    def _full(self, hosted: int, arriving: int) -> bool:
+        return bool(self._capacity) and hosted + arriving >= self._capacity
+
+    @staticmethod
+    def _check_source(move: MoveIn, source: bytes) -> None:
+        if move.source_key != source:
+            raise ArrivalError(403, "not_your_move", "this move was offered by another node")
+
+    async def _move(self, source: bytes, move_id: bytes) -> MoveIn:
+        move = await self._store.get_in(move_id)
+        if move is None:
+            raise ArrivalError(404, "unknown_move", "no offer for this move was accepted here")
+        self._check_source(move, source)
+        return move
+
+    # --- data ----------------------------------------------------------------------------------------------------
+
+    async def progress(self, source: bytes, query: ProgressQuery) -> Progress:
+        if query.total_bytes > self.max_transfer_bytes:
+            raise ArrivalError(413, "too_large", "the transfer is larger than this node takes")
+        async with self._lock(query.move_id):
+            move = await self._move(source, query.move_id)
+            if move.state == "refused" or (move.attempt == query.attempt and move.state in ("staged", "active")):
+                # Decided already: go on to finish, which answers the decision, signed.
+                return Progress(move.id, query.attempt, query.total_bytes)
+            move = await self._receiving(source, query.move_id, query.attempt)
+            path = self.part_path(move.id, query.attempt)
+            size = await asyncio.to_thread(_start_part, self._incoming, path, move.id)
+            return Progress(move.id, query.attempt, size)
+
+    async def receive(self, source: bytes, move_id: bytes, attempt: int, offset: int, data: bytes) -> Progress:
+        async with self._lock(move_id):
+            await self._receiving(source, move_id, attempt)
+            path = self.part_path(move_id, attempt)
+            if offset + len(data) > self.max_transfer_bytes:
+                raise ArrivalError(413, "too_large", "the transfer is larger than this node takes")
+            size = await asyncio.to_thread(_write_part, path, offset, data)
+            return Progress(move_id, attempt, size)
+
+    async def _receiving(self, source: bytes, move_id: bytes, attempt: int) -> MoveIn:
+        move = await self._move(source, move_id)
+        if move.state == "refused":
+            raise ArrivalError(409, "refused", f"this move was refused ({move.reason})")
+        if attempt < move.attempt or (move.state == "active" and attempt != move.attempt):
+            raise ArrivalError(409, "stale_attempt", "a later attempt of this move is already held")
+        return move
+
+    # --- finish: stage -------------------------------------------------------------------------------------------
+
+    async def finish(self, source: bytes, manifest: TransferManifest) -> bytes:
+        async with self._lock(manifest.move_id):
+            move = await self._move(source, manifest.move_id)
+            if move.state == "refused":
+                return self._refusal(move, manifest, move.reason or "refused", int(self._clock.now()))
+            move = await self._receiving(source, manifest.move_id, manifest.attempt)
+            if (manifest.resident_id, manifest.resident_key) != (move.resident_id, move.resident_key):
+                raise ArrivalError(409, "wrong_move", "the transfer is of another resident than the offer")
+            if move.attempt == manifest.attempt and move.state in ("staged", "active") and move.receipt is not None:
+                return move.receipt  # the same answer again: the source lost it, or crashed before committing
+            try:
+                staging = await self._stage(move, manifest)
+            except _Refusal as refusal:
+                return await self._refuse(move, manifest, refusal.reason)
+            return staging.receipt
+
+    async def _stage(self, move: MoveIn, manifest: TransferManifest) -> Staging:
+        if not self._settings.accept:
+            raise _Refusal("moves_closed")
+        path = self.part_path(move.id, manifest.attempt)
+        size, digest, records_bytes = await asyncio.to_thread(_examine_part, path)
+        if size != manifest.total_bytes or digest != manifest.sha256:
+            await asyncio.to_thread(path.unlink, True)  # start the upload again
+            raise ArrivalError(409, "bad_transfer", "the transfer file is incomplete or does not match its hash")
+        if size - movewire.HEADER_BYTES - len(records_bytes) > self._settings.max_package_bytes:
+            raise _Refusal("too_large")
+        try:
+            movewire.decode(MoveRecords, records_bytes, movewire.MAX_RECORDS_BYTES)  # well formed, before anything
+            key = movewire.open_package_key(self._identity.key, manifest.sealed_key, move.id, manifest.attempt)
+        except WireError:
+            raise _Refusal("bad_package") from None
+        epoch = manifest.epoch
+        vault_bytes = await self._vault.import_sealed(
+            move.resident_id, epoch, path, movewire.HEADER_BYTES + len(records_bytes)
+        )
+        try:
+            await self._check_package(move, manifest, key)
+        except _Refusal:
+            await self._vault.destroy(move.resident_id, epoch)
+            raise
+        key_record = await self._custody.seal_epoch_key(move.resident_id, epoch, key)
+        del key
+        now = int(self._clock.now())
+        answer = TransferAnswer(
+            PROTOCOL_VERSION, move.id, manifest.attempt, move.source_key, self._identity.public_key,
+            move.resident_key, manifest.sha256, True, "", now,
+        )  # fmt: skip
+        receipt = movewire.encode(movewire.sign_answer(self._identity.key, RECEIPT_DOMAIN, answer))
+        staging = Staging(manifest.attempt, manifest.inbox_key, epoch, key_record, vault_bytes, records_bytes, receipt)
+        try:
+            async with self._db.transaction("move_in_staged") as tx:
+                if await self._store.hosts(tx, move.resident_id):
+                    raise _Refusal("already_hosted")
+                staged = await self._store.stage(tx, move.id, staging, now)
+        except BaseException:
+            await self._vault.destroy(move.resident_id, epoch)
+            raise
+        if not staged:
+            await self._vault.destroy(move.resident_id, epoch)
+            raise ArrivalError(409, "stale_attempt", "a later attempt of this move is already held")
+        if move.state == "staged" and move.epoch is not None and move.epoch != epoch:
+            await self._vault.destroy(move.resident_id, move.epoch)  # the attempt this one replaces
+        await asyncio.to_thread(_remove_parts, self._incoming, move.id)
+        log.info("moving resident staged", extra={"move": move.id.hex(), "attempt": manifest.attempt})
+        return staging
+
+    async def _check_package(self, move: MoveIn, manifest: TransferManifest, key: bytes) -> None:
+        """Open the package as it will be stored: every chunk authentic, and its keys the ones offered."""
+        try:
+            plaintext = await self._vault.open(move.resident_id, manifest.epoch, key, MAX_PACKAGE_BYTES)
+            package = await asyncio.to_thread(PersonaPackage.decode, plaintext, max_bytes=MAX_PACKAGE_BYTES)
+        except (IntegrityError, codec.DecodeError, ValueError):
+            raise _Refusal("bad_package") from None
+        del plaintext
+        matches = (
+            package.resident_id == move.resident_id
+            and SigningKey(package.signing_seed).public_key == move.resident_key
+            and inbox_public_key(package.inbox_secret) == manifest.inbox_key
+        )
+        del package
+        if not matches:
+            raise _Refusal("bad_package")
+
+    async def _refuse(self, move: MoveIn, manifest: TransferManifest, reason: str) -> bytes:
+        """A final no to this move, signed: whatever was staged for it goes."""
+        now = int(self._clock.now())
+        await self._store.refuse_in(move.id, reason, now)
+        if move.state == "staged" and move.epoch is not None:
+            await self._vault.destroy(move.resident_id, move.epoch)
+        await asyncio.to_thread(_remove_parts, self._incoming, move.id)
+        log.info("moving resident refused", extra={"move": move.id.hex(), "reason": reason})
+        return self._refusal(move, manifest, reason, now)
+
+    def _refusal(self, move: MoveIn, manifest: TransferManifest, reason: str, now: int) -> bytes:
+        answer = TransferAnswer(
+            PROTOCOL_VERSION, move.id, manifest.attempt, move.source_key, self._identity.public_key,
+            move.resident_key, manifest.sha256, False, reason, now,
+        )  # fmt: skip
+        return movewire.encode(movewire.sign_answer(self._identity.key, RECEIPT_DOMAIN, answer))
+
+    # --- commit: the resident lives here -------------------------------------------------------------------------
+
+    async def commit(self, source: bytes, move_id: bytes, moved: SignedEvent) -> bytes:
+        async with self._lock(move_id):
+            move = await self._move(source, move_id)
+            if move.state == "staged":
+                if not self._is_proof(move, moved):
+                    raise ArrivalError(400, "bad_proof", "the MOVED event does not move this resident here")
+                await self._activate(move)
+            elif move.state != "active":
+                raise ArrivalError(409, "not_staged", "no transfer of this move is staged here")
+            answer = CommitAnswer(
+                PROTOCOL_VERSION, move.id, move.source_key, self._identity.public_key, move.resident_key, True,
+                int(self._clock.now()),
+            )  # fmt: skip
+            return movewire.encode(movewire.sign_answer(self._identity.key, HOSTED_DOMAIN, answer))
+
+    def _is_proof(self, move: MoveIn, event: SignedEvent) -> bool:
+        """Whether `event` is the source's signed MOVED event taking this resident to this node."""
+        try:
+            parsed = check_event(event)
+            if parsed.body.kind is not EventKind.MOVED or parsed.body.author != move.source_key:
+                return False
+            content = decode_content(EventKind.MOVED, event.content or b"")
+        except EventError:
+            return False
+        return (
+            isinstance(content, MovedContent)
+            and content.resident_key == move.resident_key
+            and content.destination_node_key == self._identity.public_key
+        )
+
+    async def activate_seen(self) -> int:
+        """Activate staged residents whose source's MOVED event reached us by gossip; returns how many."""
+        activated = 0
+        for move in await self._store.staged_in():
+            events = await self._objectstore.page(MOVED_EVENTS_LOOKED_AT, author=move.source_key, kind=EventKind.MOVED)
+            if any(self._is_proof(move, stored.signed) for stored in events):
+                async with self._lock(move.id):
+                    current = await self._store.get_in(move.id)
+                    if current is not None and current.state == "staged":
+                        await self._activate(current)
+                        activated += 1
+        return activated
+
+    async def _activate(self, move: MoveIn) -> None:
+        assert move.records is not None and move.epoch is not None
+        records = movewire.decode(MoveRecords, move.records, movewire.MAX_RECORDS_BYTES)
+        posts = await asyncio.to_thread(_verified_posts, records.posts, move.resident_id, move.resident_key)
+        now = int(self._clock.now())
+        async with self._db.transaction("arrive_resident") as tx:
+            await self._store.arrive(tx, move, records, posts, self._custody.mode, now)
+            await self._events.queue(tx, [self._events.attest(move.resident_key, now)], now)
+            await self._eventlog.append(
+                tx,
+                "resident_arrived",
+                move.resident_id,
+                {"source": derive_id("node", move.source_key), "epoch": move.epoch, "posts": len(posts)},
+            )
+        self._forwarding.arrived(move.resident_id)
+        await asyncio.to_thread(_remove_parts, self._incoming, move.id)  # if a crash kept them past staging
+        await self._events.release()
+        log.info("moved resident arrived", extra={"resident_id": move.resident_id, "move": move.id.hex()})
+
+    async def sweep(self) -> None:
+        """At start-up: remove part files that no transfer still to be finished needs (those of an attempt after
+        the one staged, or of a move not yet staged, stay: the source resumes them)."""
+        after = {move.id.hex(): move.attempt if move.state == "staged" else 0 for move in await self._store.receiving()}
+
+        def run() -> None:
+            if self._incoming.is_dir():
+                for path in self._incoming.iterdir():
+                    move, _, attempt = path.name.removesuffix(".part").partition("-")
+                    if move not in after or not attempt.isdigit() or int(attempt) <= after[move]:
+                        path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(run)
+
+
+def _start_part(incoming: Path, path: Path, move_id: bytes) -> int:
+    """The part file of this attempt (created empty if new; other attempts' removed); its size."""
+    incoming.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for other in incoming.glob(f"{move_id.hex()}-*.part"):
+        if other != path:
+            other.unlink(missing_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+    return path.stat().st_size
+
+
+def _write_part(path: Path, offset: int, data: bytes) -> int:
+    """Write `data` at `offset`, which must not leave a gap; what is after it is cut. Returns the new size."""
+    if not path.exists():
+        raise ArrivalError(409, "no_progress_query", "ask for progress before sending data")
+    size = path.stat().st_size
+    if offset > size:
+        raise ArrivalError(409, "gap", f"the data starts at {offset} but {size} bytes are held")
+    with open(path, "r+b") as part:
+        part.truncate(offset)
+        part.seek(offset)
+        part.write(data)
+        return part.tell()
+
+
+def _examine_part(path: Path) -> tuple[int, bytes, bytes]:
+    """Size and SHA-256 of the whole part file, and its records (`WireError` for a header that is not ours)."""
+    if not path.exists():
+        raise ArrivalError(409, "bad_transfer", "no transfer file is held for this attempt")
+    digest = hashlib.sha256()
+    with open(path, "rb") as part:
+        header = part.read(movewire.HEADER_BYTES)
+        digest.update(header)
+        try:
+            length = movewire.records_length(header)
+        except WireError:
+            length = 0
+        records = part.read(length)
+        digest.update(records)
+        while chunk := part.read(movewire.CHUNK_BYTES):
+            digest.update(chunk)
+        return part.tell(), digest.digest(), records
+
+
+def _remove_parts(incoming: Path, move_id: bytes) -> None:
+    if incoming.is_dir():
+        for path in incoming.glob(f"{move_id.hex()}-*.part"):
+            path.unlink(missing_ok=True)
+
+
+def _verified_posts(posts: tuple[MovedPost, ...], resident_id: str, resident_key: bytes) -> list[MovedPost]:
+    """The posts whose POST event verifies as the resident's, with the id the event gives them; others are left
+    behind (an older post stored without its event cannot be checked here)."""
+    kept = []
+    for post in posts:
+        if post.event_body is None or post.event_signature is None or post.event_name is None:
+            continue
+        try:
+            content = encode_content(PostContent(resident_id, post.event_name, post.title, post.body))
+            parsed = check_event(SignedEvent(post.event_body, post.event_signature, content))
+        except (EventError, ValueError):
+            continue
+        if (
+            parsed.body.kind is EventKind.POST
+            and parsed.body.author == resident_key
+            and post.id == event_id(post.event_body).hex()
+        ):
+            kept.append(post)
+    return kept

@@ -1,0 +1,93 @@
+"""Gossip across grids of real nodes on 127.0.0.1: convergence, partitions that heal, a node back after a day."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+
+from ftm.federation.acceptance import AcceptanceLimits
+from ftm.federation.antientropy import SyncResult
+from ftm.federation.clock import FakeClock
+from ftm.federation.ratelimits import Rate
+from tests.federation.conftest import MakeGrid
+from tests.federation.grid import GRID_SETTINGS
+
+
+async def test_events_converge_across_five_nodes(grid: MakeGrid) -> None:
+    nodes = await grid(5)
+    await nodes.attest_all()
+    published = []
+    for index in range(5):
+        published += await nodes.publish(index, 4)
+    assert await nodes.wait_for(published), await nodes.holders(published)
+    for node in nodes.nodes:
+        assert await node.net.store.count() == len(published) + 5
+
+
+async def test_a_partition_heals_by_reconciliation(grid: MakeGrid, clock: FakeClock) -> None:
+    nodes = await grid(4)
+    await nodes.attest_all()
+    left, right = nodes.nodes[:2], nodes.nodes[2:]
+    nodes.partition.split([n.public_key for n in left], [n.public_key for n in right])
+    west = await nodes.publish(0, 5)
+    east = await nodes.publish(2, 5)
+    assert await nodes.wait_for(west, left) and await nodes.wait_for(east, right)
+    assert await nodes.holders(west, right) == [0, 0] and await nodes.holders(east, left) == [0, 0]
+    nodes.partition.heal()
+    clock.advance(3600)  # past every backoff and circuit cooldown the cut caused
+    for node in nodes.nodes:
+        results = await node.net.antientropy.reconcile_all()
+        assert all(isinstance(result, SyncResult) for result in results), results
+    assert await nodes.wait_for(west + east), await nodes.holders(west + east)
+
+
+async def test_a_node_back_after_a_day_catches_up(grid: MakeGrid, clock: FakeClock) -> None:
+    nodes = await grid(3)
+    await nodes.attest_all()
+    await nodes.stop(2)
+    missed = []
+    for _ in range(8):  # a day of posts, every three hours
+        clock.advance(3 * 3600)
+        missed += await nodes.publish(0, 3)
+    assert await nodes.wait_for(missed, nodes.nodes[:2])
+    await nodes.start(2)  # a new port: the others learn the new URL when it introduces itself
+    assert await nodes.wait_for(missed), await nodes.holders(missed)
+    back = nodes.nodes[2]
+    assert back.net.antientropy.counters.fetched + nodes.nodes[0].net.antientropy.counters.pushed > 0
+    assert nodes.nodes[0].net.peers.by_key(back.public_key).url == back.url  # type: ignore[union-attr]
+    after = await nodes.publish(1, 2)  # and gossip reaches it again
+    assert await nodes.wait_for(after)
+
+
+async def test_a_flooding_peer_is_rate_limited_without_starving_others(grid: MakeGrid) -> None:
+    limited = replace(GRID_SETTINGS, acceptance=AcceptanceLimits(per_peer=Rate(per_second=0.001, burst=50)))
+    nodes = await grid(3, limited)
+    await nodes.attest_all()
+    target, flooder, honest = nodes.nodes
+    to_target = flooder.net.peers.by_key(target.public_key)
+    assert to_target is not None and to_target.address is not None
+    flood = nodes.posts(flooder, 200)
+    answers: list[str] = []
+    for start in range(0, len(flood), 50):
+        batch = flood[start : start + 50]
+        answers += (await flooder.net.transport.push(to_target.address, batch, [0] * len(batch))).answers
+    counts = Counter(answers)
+    assert counts["ok"] <= 50 and counts["rate-limited"] >= 150 and counts["ok"] + counts["rate-limited"] == 200
+    fair = nodes.posts(honest, 10)
+    address = honest.net.peers.by_key(target.public_key)
+    assert address is not None and address.address is not None
+    answer = await honest.net.transport.push(address.address, fair, [0] * len(fair))
+    assert answer.answers == ("ok",) * 10
+    assert target.net.acceptance.counters.answers["rate-limited"] == counts["rate-limited"]
+
+
+async def test_close_leaves_no_tasks(grid: MakeGrid) -> None:
+    nodes = await grid(2)
+    await nodes.attest_all()
+    await nodes.publish(0, 3)
+    before = asyncio.all_tasks()
+    await nodes.close()
+    await asyncio.sleep(0)
+    leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert not [t for t in asyncio.all_tasks() if "Gossip" in repr(t) or "Outbox" in repr(t)], leftover
