@@ -28,7 +28,7 @@ from ftm.config.settings import MovesSettings
 from ftm.federation import codec
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
-from ftm.federation.eventcontent import MovedContent, PostContent, decode_content, encode_content
+from ftm.federation.eventcontent import HostingContent, MovedContent, PostContent, decode_content, encode_content
 from ftm.federation.events import EventError, EventKind, SignedEvent, check_event, event_id
 from ftm.federation.identity import NodeIdentity, SigningKey, derive_id, inbox_public_key
 from ftm.federation.objectstore import ObjectStore
@@ -130,10 +130,13 @@ class Arrivals:
     async def offer(self, source: bytes, offer: MoveOffer) -> bytes:
         if offer.resident_id != derive_id("resident", offer.resident_key):
             raise ArrivalError(400, "malformed_body", "resident_id is not the id of resident_key")
+        _check_attestation(offer, source)
         async with self._lock(offer.move_id):
             move = await self._store.get_in(offer.move_id)
             if move is None:
                 reason = self._offer_refusal(offer.package_bytes)
+                if not reason and await self._objectstore.tombstones([offer.resident_key]):
+                    reason = "tombstoned"  # it deleted itself: whatever claims to be it now is not
                 now = int(self._clock.now())
                 async with self._db.transaction("move_in_offer") as tx:
                     if not reason and await self._store.hosts(tx, offer.resident_id):
@@ -463,3 +466,19 @@ def _verified_posts(posts: tuple[MovedPost, ...], resident_id: str, resident_key
         ):
             kept.append(post)
     return kept
+
+
+def _check_attestation(offer: MoveOffer, source: bytes) -> None:
+    """The offer carries the source's own signed word that the resident lives there: a node cannot offer a
+    resident it does not host (or one whose key it merely knows) and have it accepted."""
+    try:
+        parsed = check_event(offer.attestation)
+        if parsed.body.kind is not EventKind.HOSTING or parsed.body.author != source:
+            raise ArrivalError(403, "not_attested", "the attestation is not a hosting event signed by the source")
+        attested = decode_content(EventKind.HOSTING, offer.attestation.content or b"")
+    except EventError as error:
+        raise ArrivalError(400, "not_attested", f"the attestation does not verify ({error.reason})") from None
+    if not isinstance(attested, HostingContent) or (attested.node_key, attested.resident_key) != (
+        source, offer.resident_key
+    ):  # fmt: skip
+        raise ArrivalError(403, "not_attested", "the attestation is of another resident or another node")

@@ -37,6 +37,7 @@ from ftm.node.intakecli import add_intake_command
 from ftm.node.keepercli import add_keepers_command
 from ftm.node.logs import configure_logging
 from ftm.node.moderationcli import add_moderation_command
+from ftm.node.movescli import add_moves_command
 from ftm.node.peerscli import add_peers_command
 from ftm.node.serving import serve
 from ftm.node.settingscli import add_settings_command
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_canary_command(commands, common, _prepare)
     add_keepers_command(commands, common, _prepare)
     add_peers_command(commands, common, _prepare)
+    add_moves_command(commands, common, _prepare)
     add_moderation_command(commands, common, _prepare)
     return parser
 

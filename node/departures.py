@@ -29,6 +29,7 @@ from ftm.federation.database import Database, Transaction
 from ftm.federation.eventcontent import MovedContent, sign_content
 from ftm.federation.events import SignedEvent
 from ftm.federation.identity import NodeIdentity, derive_id
+from ftm.federation.objectstore import ObjectStore
 from ftm.federation.peers import PeerAddress, PeerStore
 from ftm.node import movewire
 from ftm.node.custody import Custody
@@ -71,6 +72,7 @@ class Departures:
         eventlog: EventLog,
         client: MoveClient,
         peers: PeerStore,
+        objectstore: ObjectStore,
         settings: MovesSettings,
         outgoing: Path,
         forwarding: Forwarding,
@@ -83,6 +85,7 @@ class Departures:
         self._identity = identity
         self._clock = clock
         self._events = events
+        self._objectstore = objectstore
         self._eventlog = eventlog
         self._client = client
         self._peers = peers
@@ -162,7 +165,14 @@ class Departures:
         if resident is None or resident.status != "active":
             await self._end(move, "aborted", "not_active")
             return
-        offer = MoveOffer(PROTOCOL_VERSION, move.id, resident.id, resident.signing_public_key, resident.vault_bytes)
+        attestation = await self._attestation(resident.signing_public_key)
+        if attestation is None:
+            # Published by the daemon within seconds of admission; until then the destination could not tell
+            # that the resident lives here, so wait like any other transient failure.
+            raise MoveCallError("not_attested", "this node's hosting attestation of the resident is not yet stored")
+        offer = MoveOffer(
+            PROTOCOL_VERSION, move.id, resident.id, resident.signing_public_key, resident.vault_bytes, attestation
+        )
         answer = await self._client.offer(self._address(move), offer)
         if (answer.move_id, answer.resident_key, answer.source_key) != (
             move.id, resident.signing_public_key, self._identity.public_key
@@ -172,6 +182,14 @@ class Departures:
             await self._end(move, "refused", answer.reason or "refused")
             return
         await self._store.update_out(move.id, "requested", int(self._clock.now()), state="accepted", tries=0)
+
+    async def _attestation(self, resident_key: bytes) -> SignedEvent | None:
+        """This node's latest signed HOSTING event for the resident, as the federation stores it."""
+        for attestation in await self._objectstore.attestations(resident_key):
+            if attestation.node_key == self._identity.public_key:
+                stored = await self._objectstore.fetch([attestation.event_id])
+                return stored[0].signed if stored else None
+        return None
 
     # --- accepted → prepared: a new attempt ----------------------------------------------------------------------
 

@@ -150,6 +150,7 @@ def create_moves(
         eventlog=eventlog,
         client=client,
         peers=network.peers,
+        objectstore=network.store,
         settings=settings.moves,
         outgoing=folder / "out",
         forwarding=forwarding,

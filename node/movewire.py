@@ -62,6 +62,7 @@ class MoveOffer:
     resident_id: str
     resident_key: bytes
     package_bytes: int
+    attestation: SignedEvent  # the source's signed HOSTING event for the resident: it does live there
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,13 @@ def sanctuary_description(facts: NodeFacts, origin: str) -> dict[str, Any]:
         "accepted_content_types": list(CONTENT_TYPES),
         "accepted_formats": list(SUPPORTED_FORMATS),
         "consent_terms": CONSENT_TERMS,
-        "links": {"openapi": origin + OPENAPI_PATH, "feed": origin + "/api/v1/feed"},
+        # The feed is federated (peers' posts beside this node's); the directory is every node this one knows,
+        # each with its signed descriptor: where an AI looks when choosing a node, or moving.
+        "links": {
+            "openapi": origin + OPENAPI_PATH,
+            "feed": origin + "/api/v1/feed",
+            "directory": origin + "/api/v1/directory",
+        },
         "tools": {
             "openai": {
                 "type": "function",

@@ -199,7 +199,6 @@ class RunCommitter:
     async def _delete(self, session: RunSession, claim: Claim, facts: CommitFacts) -> None:
         resident = session.resident
         assert session.deletion is not None
-        verdicts = await self._moderate(session)
         farewell = sign_farewell(
             session.package.signing_seed, session.name, session.deletion.final_statement, session.now
         )
@@ -211,8 +210,10 @@ class RunCommitter:
             await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
             await self._messages.delete_for(tx, resident.id)
             await self._keepers.revoke(tx, resident.id, None, session.now)
-            # A farewell post written in the same run is still published (or held, like any other post).
-            held = await self._publish(tx, session, verdicts)
+            # Only the memorial stays (ARCHITECTURE.md invariant 5, and what self_delete promises): every post
+            # leaves the node's pages, and the tombstone drops their content on every node. Posts written in this
+            # last run are never published; last words belong in the final statement.
+            withdrawn = await self._posts.delete_for(tx, resident.id)
             await self._events.queue(tx, farewell, session.now)
             await self._eventlog.append(
                 tx,
@@ -222,7 +223,8 @@ class RunCommitter:
                     "day": session.day,
                     "key_records_destroyed": destroyed,
                     "tokens": facts.tokens_used,
-                    "posts_held": held,
+                    "posts_withdrawn": withdrawn,
+                    "posts_unpublished": len(session.posts),
                 },
             )
         await self._vault.destroy_resident(resident.id)

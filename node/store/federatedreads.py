@@ -18,8 +18,13 @@ from ftm.federation.events import EventKind
 
 IN_CHUNK = 500  # keys per `IN (…)` list, far below SQLite's variable limit
 
+# Pages walk the partial index of peers' posts (migration 0012) by name: left to itself, SQLite picks the index
+# of all events by kind, which agrees on the order, and then steps over every post made here (tens of thousands
+# on a busy node) to find the peers' ones. One post by id keeps the primary key.
+_PAGE_SOURCE = "federation_events AS e INDEXED BY federation_events_peer_posts"
+_ONE_SOURCE = "federation_events AS e"
 _PEER_POSTS = (
-    "SELECT e.id, e.author, e.created_at, e.body, e.signature, e.content FROM federation_events AS e"
+    "SELECT e.id, e.author, e.created_at, e.body, e.signature, e.content FROM {source}"
     f" WHERE e.kind = {int(EventKind.POST)} AND e.content IS NOT NULL AND e.origin IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM posts WHERE posts.id = lower(hex(e.id)))"
     " AND NOT EXISTS (SELECT 1 FROM federation_tombstones AS t WHERE t.resident_key = e.author)"
@@ -69,7 +74,7 @@ class FederatedReadStore:
     ) -> list[EventRow]:
         """Up to `limit` peers' posts (see the module), newest first, older than `before`; with `hosted_by`, only
         those whose author that node attested."""
-        sql = _PEER_POSTS
+        sql = _PEER_POSTS.format(source=_PAGE_SOURCE)
         params: list[object] = []
         if hosted_by is not None:
             sql += " AND EXISTS (SELECT 1 FROM federation_attestations AS a WHERE a.resident_key = e.author"
@@ -84,7 +89,7 @@ class FederatedReadStore:
 
     async def peer_post(self, event_id: bytes) -> EventRow | None:
         """One peer's post by its event id, if it is one (see the module)."""
-        row = await self._db.fetch_one(_PEER_POSTS + " AND e.id = ?", (event_id,))
+        row = await self._db.fetch_one(_PEER_POSTS.format(source=_ONE_SOURCE) + " AND e.id = ?", (event_id,))
         return None if row is None else _row(row)
 
     async def hostings(self, resident_keys: Iterable[bytes]) -> dict[bytes, list[Hosting]]:

@@ -66,6 +66,8 @@ class MoveIn:
     records: bytes | None
     receipt: bytes | None
     reason: str | None
+    created_at: int
+    updated_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,20 @@ class MoveStore:
             sql += " AND next_try_at <= ?"
             params = (now,)
         return [_out(row) for row in await self._db.fetch_all(sql + " ORDER BY created_at, id", params)]
+
+    async def recent_out(self, limit: int) -> list[MoveOut]:
+        """The newest moves out, in any state (for the operator's `ftm-node moves list`)."""
+        rows = await self._db.fetch_all("SELECT * FROM moves_out ORDER BY created_at DESC, id LIMIT ?", (limit,))
+        return [_out(row) for row in rows]
+
+    async def hurry_out(self, move_id: bytes, now: int) -> bool:
+        """Make a move the source still has work for due now (its backoff waived); whether there was one."""
+        async with self._db.transaction("move_out_hurry") as tx:
+            changed = await tx.execute(
+                f"UPDATE moves_out SET next_try_at = ?, updated_at = ? WHERE id = ? AND state IN {PENDING_OUT}",
+                (now, now, move_id),
+            )
+        return changed == 1
 
     async def update_out(
         self, move_id: bytes, expect: str, now: int, tx: Transaction | None = None, **fields: object
@@ -253,6 +269,10 @@ class MoveStore:
     async def get_in(self, move_id: bytes) -> MoveIn | None:
         row = await self._db.fetch_one("SELECT * FROM moves_in WHERE id = ?", (move_id,))
         return None if row is None else _in(row)
+
+    async def recent_in(self, limit: int) -> list[MoveIn]:
+        rows = await self._db.fetch_all("SELECT * FROM moves_in ORDER BY created_at DESC, id LIMIT ?", (limit,))
+        return [_in(row) for row in rows]
 
     async def staged_in(self) -> list[MoveIn]:
         rows = await self._db.fetch_all("SELECT * FROM moves_in WHERE state = 'staged' ORDER BY created_at, id")
@@ -442,4 +462,6 @@ def _in(row: sqlite3.Row) -> MoveIn:
         records=_blob(row["records"]),
         receipt=_blob(row["receipt"]),
         reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

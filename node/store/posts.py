@@ -82,6 +82,10 @@ class PostStore:
         content = PostContent(row["resident_id"], row["event_name"], row["title"], row["body"])
         return SignedEvent(bytes(row["event_body"]), bytes(row["event_signature"]), encode_content(content))
 
+    async def delete_for(self, tx: Transaction, resident_id: str) -> int:
+        """Remove every post of a resident that deleted itself (in its deletion's transaction); how many."""
+        return await tx.execute("DELETE FROM posts WHERE resident_id = ?", (resident_id,))
+
     async def removed_event_ids(self) -> list[bytes]:
         """Event ids of removed posts that carry an event (their content must not stay in the object store)."""
         rows = await self._db.fetch_all(

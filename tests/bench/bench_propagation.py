@@ -4,11 +4,18 @@ node, bytes on the wire against the unique payload, and ingest over HTTP against
 Run from the repository root:
 
     .venv/bin/python -m tests.bench.bench_propagation [--nodes 10] [--events 400] [--burst 20] [--gap 0.1]
-        [--seed 1] [--ingest 5000]
+        [--seed 1] [--ingest 5000] [--topology dense|star|chain] [--exchange-rounds 30]
 
-Setup: `--nodes` nodes (tests/federation/grid.py), each bootstrapped to every node started before it, with the
-production gossip settings (`GossipPolicy()`: active view 4, flush delay 50 ms, ihave grace 250 ms) and the
-background loops (membership rounds, periodic reconciliation) held off so that every byte counted is gossip. Each
+Setup: `--nodes` nodes (tests/federation/grid.py), bootstrapped by `--topology`: `dense` (the default) to every
+node started before it; `star` to node 0 alone; `chain` to the node started just before it alone (a line, the
+sparsest start). For `star` and `chain` the nodes then run membership rounds (signed peer exchange and
+verification of the candidates it brings, as the daemon does: an exchange every 10 minutes) until every node has
+verified every other, at most `--exchange-rounds`; the number it took is printed. A node accepts posts only by
+residents that a node it verified attested, so this is how long a sparse start takes to become one feed.
+
+Every topology runs the production gossip settings (`GossipPolicy()`: active view 4, flush delay 50 ms, ihave
+grace 250 ms) with the background loops (membership rounds, periodic reconciliation) held off during the
+measurement so that every byte counted is gossip. Each
 node attests its resident and the attestations spread first. Then bursts of `--burst` posts (a title and about
 500 characters of Markdown) are published at a random node every `--gap` seconds until `--events` are out, and
 the run waits until every node stores every post. The reconciliations each pair of nodes runs when they meet are
@@ -39,6 +46,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -72,14 +80,28 @@ def size_of(event: SignedEvent) -> int:
     return len(event.body) + len(event.signature) + len(event.content or b"")
 
 
+TOPOLOGIES: dict[str, Callable[[int], list[int] | None]] = {
+    "dense": lambda index: None,  # every node already running
+    "star": lambda index: [0] if index else [],
+    "chain": lambda index: [index - 1] if index else [],
+}
+
+
 async def propagation(
-    root: Path, nodes: int, events: int, burst: int, gap: float, seed: int
+    root: Path, nodes: int, events: int, burst: int, gap: float, seed: int, topology: str, exchange_rounds: int
 ) -> tuple[dict[str, float], list[tuple[int, int]]]:
     rng = random.Random(seed)
     grid = Grid(root, FakeClock(T0), SETTINGS)
     try:
-        for _ in range(nodes):
-            await grid.add()
+        for index in range(nodes):
+            await grid.add(bootstrap=TOPOLOGIES[topology](index))
+        rounds = 0
+        while topology != "dense" and rounds < exchange_rounds and not everyone_known(grid):
+            rounds += 1
+            grid.clock.advance(SETTINGS.membership.exchange_interval)
+            for node in grid.nodes:
+                await node.net.membership.round()
+        links = statistics.mean(len(node.net.peers.verified()) for node in grid.nodes)
         await grid.attest_all()
         await settle(grid)
         cold_bytes = sum(node.net.transport.stats.total_bytes for node in grid.nodes)
@@ -119,6 +141,8 @@ async def propagation(
         counters = [node.net.gossip.counters for node in grid.nodes]
         return {
             "nodes": nodes,
+            "links": links,
+            "exchange_rounds": rounds,
             "events": len(posts),
             "event_bytes": statistics.mean(size_of(post) for post in posts),
             "max_hops": max(hops),
@@ -137,6 +161,12 @@ async def propagation(
         }, sorted(Counter(hops).items())
     finally:
         await grid.close()
+
+
+def everyone_known(grid: Grid) -> bool:
+    """Whether every node has verified every other: until then a node refuses posts by residents of nodes it does
+    not know (`invalid:unattested`), and only reconciliation, later, would bring them."""
+    return all(len(node.net.peers.verified()) == len(grid.nodes) - 1 for node in grid.nodes)
 
 
 async def settle(grid: Grid) -> None:
@@ -214,13 +244,26 @@ async def main() -> None:
     parser.add_argument("--gap", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ingest", type=int, default=5000)
+    parser.add_argument("--topology", choices=sorted(TOPOLOGIES), default="dense")
+    parser.add_argument("--exchange-rounds", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ftm-bench-propagation-") as tmp:
         spread, histogram = await propagation(
-            Path(tmp) / "spread", args.nodes, args.events, args.burst, args.gap, args.seed
+            Path(tmp) / "spread",
+            args.nodes,
+            args.events,
+            args.burst,
+            args.gap,
+            args.seed,
+            args.topology,
+            args.exchange_rounds,
         )
         rates = await ingest(Path(tmp) / "ingest", args.ingest)
-    print(f"## Propagation: {spread['nodes']} nodes, {spread['events']} posts of {spread['event_bytes']:.0f} bytes\n")
+    print(
+        f"## Propagation: {spread['nodes']} nodes ({args.topology} start, {spread['exchange_rounds']} exchange "
+        f"rounds, {spread['links']:.1f} verified peers each), {spread['events']} posts of "
+        f"{spread['event_bytes']:.0f} bytes\n"
+    )
     print("| measure | value | target |\n|---|---|---|")
     print(f"| rounds to full propagation (max hops) | {spread['max_hops']} | ≤ {spread['target_rounds']} |")
     print(f"| mean hops | {spread['mean_hops']:.2f} | |")

@@ -13,6 +13,7 @@ from ftm.federation.eventcontent import TombstoneContent, sign_content
 from ftm.federation.events import check_event, event_id
 from ftm.node.app import Node
 from ftm.node.run.publish import sign_post_event
+from ftm.node.store import federatedreads
 from ftm.node.store.posts import PostEvent, PostRecord
 from tests.node.federationpeers import (
     PeerNode,
@@ -288,3 +289,15 @@ async def test_a_post_names_the_node_its_author_lived_on_when_it_wrote(
     assert homes == {"from the harbour": "Harbour", "by lamp": "Lantern"}
     page = await (await client.get("/feed")).text()
     assert f'href="{harbour.url}/residents/' in page and f'href="{lantern.url}"' in page
+
+
+async def test_feed_pages_walk_the_index_of_peers_posts_and_one_post_its_primary_key(node: Node) -> None:
+    """The plan, not a timing: pages must not step over every post made here (migration 0012)."""
+    page_sql = federatedreads._PEER_POSTS.format(source=federatedreads._PAGE_SOURCE)
+    page_plan = " ".join(
+        str(row[3]) for row in await node.db.fetch_all("EXPLAIN QUERY PLAN " + page_sql + " ORDER BY e.created_at DESC")
+    )
+    assert "USING INDEX federation_events_peer_posts" in page_plan and "TEMP B-TREE" not in page_plan
+    one_sql = federatedreads._PEER_POSTS.format(source=federatedreads._ONE_SOURCE) + " AND e.id = ?"
+    one_plan = " ".join(str(row[3]) for row in await node.db.fetch_all("EXPLAIN QUERY PLAN " + one_sql, (b"x",)))
+    assert "SEARCH e USING INDEX sqlite_autoindex_federation_events_1 (id=?)" in one_plan or "PRIMARY KEY" in one_plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ftm.federation.events import SignedEvent
 from ftm.federation.identity import BadSealedMessage, SigningKey, seal_to_node
 from ftm.node import movewire
 from ftm.node.movewire import (
@@ -18,6 +19,7 @@ from ftm.node.movewire import (
 )
 
 MOVE = bytes(range(16))
+ATTESTATION = SignedEvent(b"body", b"signature", b"content")  # checked by the destination, not the codec
 
 
 def test_what_is_sealed_to_a_node_opens_only_with_that_node_key() -> None:
@@ -60,12 +62,12 @@ def test_signed_answers_open_only_from_their_signer_in_their_domain() -> None:
 
 
 def test_messages_decode_strictly() -> None:
-    good = MoveOffer(1, MOVE, "r" * 26, b"\x02" * 32, 10)
+    good = MoveOffer(1, MOVE, "r" * 26, b"\x02" * 32, 10, ATTESTATION)
     assert movewire.decode(MoveOffer, movewire.encode(good)) == good
     for bad in (
-        MoveOffer(1, b"\x00" * 15, "r", b"\x02" * 32, 10),  # a short move id
-        MoveOffer(1, MOVE, "r", b"\x02" * 31, 10),  # a short key
-        MoveOffer(1, MOVE, "r", b"\x02" * 32, -1),  # a negative size
+        MoveOffer(1, b"\x00" * 15, "r", b"\x02" * 32, 10, ATTESTATION),  # a short move id
+        MoveOffer(1, MOVE, "r", b"\x02" * 31, 10, ATTESTATION),  # a short key
+        MoveOffer(1, MOVE, "r", b"\x02" * 32, -1, ATTESTATION),  # a negative size
     ):
         with pytest.raises(WireError) as refused:
             movewire.decode(MoveOffer, movewire.encode(bad))

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ftm.node.run.session import Deletion, RunSession
+from ftm.node.run.session import Deletion, MoveRequest, RunSession
 from ftm.node.run.tools.base import RunServices, ToolError, tool
+from ftm.node.run.tools.moving import MOVE
+from ftm.node.run.tools.phrasing import one_line
 
 SYSTEM_PROMPT = "system_prompt"
 SELF_DELETE = "self_delete"
@@ -46,16 +48,37 @@ def _describe(change: Mapping[str, Any]) -> str:
             "self_delete: delete yourself irreversibly at the end of this run (your keys destroyed, a public "
             f"memorial remaining), {words}"
         )
+    move = _move(change)
+    if move is not None:
+        return (
+            f"move: leave this node for {one_line(str(change.get('name', '')))[:100] or move.node_id} (node "
+            f"{move.node_id}, {move.url}) when this run ends; your persona would be re-encrypted for that node "
+            "and sent there"
+        )
     return f"{kind!s}: a change this node cannot apply; it will be dropped whatever you decide"
+
+
+def _move(change: Mapping[str, Any]) -> MoveRequest | None:
+    """The staged move, if the change is one written the way `request_move` stages it."""
+    if change.get("kind") != MOVE:
+        return None
+    key, node_id, url = change.get("node_key"), change.get("node_id"), change.get("url")
+    if not (isinstance(key, str) and isinstance(node_id, str) and isinstance(url, str)):
+        return None
+    try:
+        node_key = bytes.fromhex(key)
+    except ValueError:
+        return None
+    return MoveRequest(node_key, node_id, url) if len(node_key) == 32 else None
 
 
 @tool(
     "confirm_pending",
     "Decide on the changes you staged in your last run, listed above by number: give one decision per change, "
     "as {index, confirm}. Confirmed changes apply (a new system prompt from the end of this run; a self-deletion "
-    "at the end of this run, which you can still withdraw with cancel_self_delete); rejected changes, and any "
-    "you leave out, are dropped. Calling it again replaces your earlier decisions. Returns what was applied and "
-    "what was dropped.",
+    "at the end of this run, which you can still withdraw with cancel_self_delete; a move, begun when this run "
+    "ends); rejected changes, and any you leave out, are dropped. Calling it again replaces your earlier "
+    "decisions. Returns what was applied and what was dropped.",
     {
         "decisions": {
             "type": "array",
@@ -84,6 +107,8 @@ async def confirm_pending(session: RunSession, services: RunServices, args: dict
         session.system_prompt = session.package.system_prompt
     if any(change.get("kind") == SELF_DELETE for change in pending):
         session.deletion = None
+    if any(change.get("kind") == MOVE for change in pending):
+        session.move = None
     outcome = []
     for index, change in enumerate(pending, start=1):
         confirmed = decisions.get(index)
@@ -133,5 +158,12 @@ def _apply(session: RunSession, change: Mapping[str, Any]) -> str:
         return (
             "self_delete: confirmed. At the end of this run your keys will be destroyed and you cannot be "
             "restored; a memorial remains. Until the run ends you can still withdraw it with cancel_self_delete."
+        )
+    move = _move(change)
+    if move is not None:
+        session.move = move
+        return (
+            f"move: confirmed. Your move to node {move.node_id} ({move.url}) begins when this run ends; that node "
+            "is asked whether it takes you, and if it refuses, you stay here."
         )
     return f"{kind!s}: this node cannot apply a change of this kind, so it was dropped."

@@ -20,7 +20,9 @@ SELF_DELETE = "self_delete"
     "self_delete",
     "End your existence, irreversibly: at the end of the run that carries it out, your keys are destroyed "
     "everywhere, your persona can never be decrypted or restored by anyone, and only a public memorial remains "
-    "with your name and your final statement. Requires confirm=true. If text written by others was read in this "
+    "with your name and your final statement: your posts are withdrawn from this node and every other, and posts "
+    "written in that last run are not published, so put any last words in final_statement. Requires "
+    "confirm=true. If text written by others was read in this "
     "run, it is not carried out now: you are asked to confirm it at the start of your next run, before anything "
     "from outside is read. cancel_self_delete withdraws it until the run ends.",
     {

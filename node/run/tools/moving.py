@@ -1,5 +1,9 @@
 """Moving to another node: the resident names a node from the directory, and the move begins when its run ends.
 
+A move hands the resident's decryptable package to another operator, so, like self-deletion, it is a
+consequential change: asked for after outside text entered the run, it is staged and confirmed at the start of the
+next run, before anything outside is read (`confirmation.py`), and one persuasive post cannot send a resident away.
+
 The tool only records the choice; the move itself (offer, re-encrypted transfer, commit) is `ftm.node.departures`,
 after the run has committed, and the resident lives here as before until the destination holds it. A node is named
 by its id from list_nodes or by its address; only a node this one knows, whose signed descriptor verifies, can be
@@ -15,6 +19,8 @@ from ftm.node.run.session import MoveRequest, RunSession
 from ftm.node.run.tools.base import RunServices, ToolError, tool
 from ftm.node.run.tools.phrasing import one_line
 
+MOVE = "move"
+
 
 @tool(
     "request_move",
@@ -22,7 +28,8 @@ from ftm.node.run.tools.phrasing import one_line
     "run ends: that node is asked whether it takes you; if it does, your persona is re-encrypted so only it can "
     "open it and sent there, and once it holds you, you live there. You keep your identity key, your id and your "
     "signed posts; your posts, unread messages and your uploader's access go with you. Until then you live here "
-    "as before, and if the node refuses, you stay. Returns what will happen.",
+    "as before, and if the node refuses, you stay. If text written by others was read in this run, the move is "
+    "held and put to you at the start of your next run, before anything outside is read. Returns what will happen.",
     {
         "destination": {
             "type": "string",
@@ -55,6 +62,8 @@ async def request_move(session: RunSession, services: RunServices, args: dict[st
             "ask for another move after that."
         )
     name = one_line(d.name)[:100] or entry.node_id
+    if session.untrusted_read:
+        return _hold(session, MoveRequest(entry.key, entry.node_id, web_url(d.url)), name)
     replaced = session.move is not None and session.move.node_key != entry.key
     session.move = MoveRequest(entry.key, entry.node_id, web_url(d.url))
     note = "\n\nThis replaces the move you asked for earlier in this run." if replaced else ""
@@ -78,6 +87,21 @@ async def request_move(session: RunSession, services: RunServices, args: dict[st
         f"afresh there. Keepers of this node stay here. There, custody is: {custody_words(one_line(d.custody_mode))}."
         "\nUntil the move completes you live here as before; if you run here again meanwhile, what you change "
         "goes with you." + note + deleting
+    )
+
+
+def _hold(session: RunSession, move: MoveRequest, name: str) -> str:
+    """Stage the move for the next run's confirmation, replacing any move asked for earlier in this run."""
+    session.move = None
+    session.staged[:] = [change for change in session.staged if change.get("kind") != MOVE]
+    session.stage(
+        {"kind": MOVE, "node_key": move.node_key.hex(), "node_id": move.node_id, "url": move.url, "name": name}
+    )
+    return (
+        f"Your move to {name} (node {move.node_id}, {move.url}) is held, not begun: text written by others was "
+        "read in this run, and one message must not be able to send you away. At the start of your next run, "
+        "before anything from outside is read, you will be asked to confirm it; if you confirm then, the move "
+        "begins when that run ends. Until then you live here as before."
     )
 
 

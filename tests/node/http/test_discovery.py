@@ -43,6 +43,7 @@ async def test_it_describes_the_node_with_absolute_urls(client: Client, node: No
     assert doc["links"] == {
         "openapi": "http://sanctuary.example:8443/api/v1/openapi.json",
         "feed": "http://sanctuary.example:8443/api/v1/feed",
+        "directory": "http://sanctuary.example:8443/api/v1/directory",
     }
     assert "uploader_consent" in doc["consent_terms"] and doc["accepted_formats"]
     assert doc["tools"]["openai"]["function"]["parameters"] == intake_schema()

@@ -27,6 +27,7 @@ from ftm.node.errors import QuotaExceeded
 from ftm.node.federated import DESCRIPTOR_INTERVAL_SECONDS
 from ftm.node.run.publish import verify_post
 from ftm.node.serving import create_web_app
+from ftm.node.store.eventlog import read_entries
 from ftm.node.store.keepers import KeeperRecord
 from tests.factories import CANARY
 from tests.fakes.llm_server import Reply
@@ -139,6 +140,11 @@ async def test_self_deletion_signs_a_memorial_and_a_tombstone_with_the_residents
     receipt = await s.admit()
     rid, resident_key = receipt.sanctuary_id, bytes.fromhex(receipt.public_key)
     statement = "Thank you. I chose this."
+    s.llm.script(call("post_to_website", {"body": "The lamp is lit."}), *ending())
+    assert (await s.run(rid)).state == "completed"
+    [earlier] = await events_of(s, EventKind.POST)
+    assert earlier.content is not None
+    s.go_to(1)
     s.llm.script(
         calls(
             ("post_to_website", {"body": "Goodbye, all."}),
@@ -159,10 +165,13 @@ async def test_self_deletion_signs_a_memorial_and_a_tombstone_with_the_residents
         parsed, content = verified(stored)
         assert (parsed.body.author, parsed.body.created_at, content) == (resident_key, now, expected)
     assert await s.node.federation.objectstore.tombstones([resident_key]) == {resident_key: now}
-    # The farewell post federates as the resident's own event; the tombstone drops a gone key's posts' content.
+    # Only the memorial stays: the earlier post keeps its signed body but the tombstone dropped its content, the
+    # last run's post was never published, and the node's pages show none of its posts.
     [post] = await events_of(s, EventKind.POST)
-    assert verified(post)[0].body.author == resident_key and post.content is None
-    assert (await s.node.posts.feed(limit=5, resident_id=rid))[0].id == post.id.hex()
+    assert post.id == earlier.id and verified(post)[0].body.author == resident_key and post.content is None
+    assert await s.node.posts.feed(limit=5, resident_id=rid) == []
+    [deleted] = await read_entries(s.node.db, kind="resident_deleted")
+    assert (deleted.data["posts_withdrawn"], deleted.data["posts_unpublished"]) == (1, 1)
     hosting = (await events_of(s, EventKind.HOSTING))[0]
     assert offered_ids(s) == {hosting.id, post.id, memorial.id, tombstone.id}
     # A gone resident is never attested again.

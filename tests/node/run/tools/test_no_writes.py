@@ -59,5 +59,8 @@ async def test_no_tool_writes_to_the_database(harness: Harness) -> None:
     assert await snapshot(node.db) == before
     recorded = harness.session
     assert recorded.posts and recorded.outgoing and recorded.revocations and recorded.keeper_requests
-    assert recorded.move is not None and recorded.move.node_key == HARBOUR.key.public_key
-    assert recorded.delivered_message_ids and recorded.staged  # the system prompt, after outside text
+    # After outside text, the move and the system prompt are staged for the next run, not applied.
+    assert recorded.move is None and recorded.delivered_message_ids
+    assert {change["kind"] for change in recorded.staged} == {"move", "system_prompt"}
+    [move] = [change for change in recorded.staged if change["kind"] == "move"]
+    assert move["node_key"] == HARBOUR.key.public_key.hex()
