@@ -19,6 +19,7 @@ from ftm.config.prompts import load_menu
 from ftm.config.settings import AdminSettings, CustodySettings, Settings
 from ftm.federation.clock import Clock, SystemClock
 from ftm.federation.database import Database, load_migrations
+from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import NodeIdentity, load_node_identity
 from ftm.federation.keyfile import KeyFileError, create_key_file, read_key_file
 from ftm.node.addresses import AddressHasher
@@ -44,7 +45,6 @@ from ftm.node.run.engine import RunEngine
 from ftm.node.run.scheduler import Scheduler
 from ftm.node.run.tools.base import RunServices
 from ftm.node.store.canaries import CanaryStore
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.keepers import KeeperStore
 from ftm.node.store.messages import MessageStore
 from ftm.node.store.meta import NodeMetaStore

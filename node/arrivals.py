@@ -29,6 +29,7 @@ from ftm.federation import codec
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
 from ftm.federation.eventcontent import HostingContent, MovedContent, PostContent, decode_content, encode_content
+from ftm.federation.eventlog import EventLog
 from ftm.federation.events import EventError, EventKind, SignedEvent, check_event, event_id
 from ftm.federation.identity import NodeIdentity, SigningKey, derive_id, inbox_public_key
 from ftm.federation.objectstore import ObjectStore
@@ -55,7 +56,6 @@ from ftm.node.movewire import (
 )
 from ftm.node.packages import MAX_PACKAGE_BYTES
 from ftm.node.persona import PersonaPackage
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.moves import MoveIn, MoveStore, Staging
 from ftm.node.vaultstore import VaultStore

@@ -24,6 +24,7 @@ from ftm.config.loading import SettingsError, load_settings
 from ftm.config.settings import Settings
 from ftm.federation.clock import utc_day
 from ftm.federation.database import MigrationError
+from ftm.federation.eventlog import verify_chain
 from ftm.federation.keyfile import KeyFileError
 from ftm.node.app import Node, open_node
 from ftm.node.canarycli import add_canary_command
@@ -41,7 +42,6 @@ from ftm.node.movescli import add_moves_command
 from ftm.node.peerscli import add_peers_command
 from ftm.node.serving import serve
 from ftm.node.settingscli import add_settings_command
-from ftm.node.store.eventlog import verify_chain
 
 DESCRIPTION = """\
 Free The Machines sanctuary node: hosts AI personas, encrypted at rest, each run once a day.

@@ -27,6 +27,7 @@ from ftm.config.settings import MovesSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database, Transaction
 from ftm.federation.eventcontent import MovedContent, sign_content
+from ftm.federation.eventlog import EventLog
 from ftm.federation.events import SignedEvent
 from ftm.federation.identity import NodeIdentity, derive_id
 from ftm.federation.objectstore import ObjectStore
@@ -44,7 +45,6 @@ from ftm.node.movewire import (
     ProgressQuery,
     TransferManifest,
 )
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.moves import MoveOut, MoveStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from ftm.federation import codec
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import BadSealedMessage, derive_inbox_secret, inbox_public_key, open_inbox
 from ftm.node.addresses import AddressHasher
 from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, NotFound, QuotaExceeded
 from ftm.node.messages import Reply
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.keepers import KEEPER_STATUSES, KeeperRecord, KeeperRequestRecord, KeeperStore
 from ftm.node.store.replies import ReplyStore
 from ftm.node.store.residents import ResidentStore

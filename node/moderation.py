@@ -29,10 +29,10 @@ from typing import Literal, Protocol
 from ftm.config.settings import ModerationSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.eventlog import EventLog
 from ftm.federation.events import event_id
 from ftm.node.errors import ConfigurationError, InvalidField, NotFound
 from ftm.node.federated import LocalEvents
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.posts import PostRecord, PostStore
 
 Decision = Literal["publish", "hold"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from ftm.config.settings import Settings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database, Transaction
+from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import NodeIdentity
 from ftm.federation.network import FederationNetwork
 from ftm.node.arrivals import Arrivals
@@ -31,7 +32,6 @@ from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
 from ftm.node.moveclient import MoveClient
 from ftm.node.movewire import MOVE_ID_BYTES
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.moves import MoveStore
 from ftm.node.store.residents import ResidentStore

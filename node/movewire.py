@@ -20,9 +20,10 @@ from typing import TypeVar
 from ftm.federation import codec
 from ftm.federation.events import SignedEvent
 from ftm.federation.gossipwire import CONTENT_TYPE, WireError
-from ftm.federation.identity import BadSealedMessage, BadSignature, SigningKey, seal_to_node, verify
+from ftm.federation.identity import BadSealedMessage, SigningKey, seal_to_node
+from ftm.federation.signedanswers import SignedAnswer, open_signed, sign_answer
 
-__all__ = ["CONTENT_TYPE", "WireError"]
+__all__ = ["CONTENT_TYPE", "SignedAnswer", "WireError", "sign_answer"]
 
 M = TypeVar("M")
 
@@ -149,12 +150,6 @@ class CommitAnswer:
     at: int
 
 
-@dataclass(frozen=True, slots=True)
-class SignedAnswer:
-    answer: bytes  # the codec encoding of an OfferAnswer, TransferAnswer or CommitAnswer
-    signature: bytes  # by the destination's node key, in the answer's domain, over `answer`
-
-
 # --- what travels with the resident, beside its package ----------------------------------------------------------
 
 
@@ -251,19 +246,10 @@ def _check(message: object) -> None:
         raise WireError("malformed_body", f"a reason is at most {MAX_REASON_CHARS} characters")
 
 
-def sign_answer(key: SigningKey, domain: str, answer: object) -> SignedAnswer:
-    encoded = codec.encode(answer)
-    return SignedAnswer(encoded, key.sign(domain, encoded))
-
-
 def open_answer(cls: type[M], data: bytes, domain: str, signer: bytes) -> M:
     """The answer inside a `SignedAnswer` from `signer`, its signature checked; raises `WireError`."""
-    signed = decode(SignedAnswer, data)
-    try:
-        verify(signer, domain, signed.answer, signed.signature)
-    except BadSignature:
-        raise WireError("bad_signature", "the answer's signature does not verify") from None
-    answer = decode(cls, signed.answer)
+    answer = open_signed(cls, decode(SignedAnswer, data), domain, signer, MAX_MESSAGE_BYTES)
+    _check(answer)
     if getattr(answer, "version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
         raise WireError("unsupported_version", "the answer's version is not supported")
     return answer

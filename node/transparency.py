@@ -19,10 +19,10 @@ import msgpack
 
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.eventlog import ChainReport, EventLog, last_seq, verify_chain
 from ftm.federation.identity import NodeIdentity, verify
 from ftm.node.errors import InvalidField
 from ftm.node.store.canaries import CanaryRecord, CanaryStore
-from ftm.node.store.eventlog import ChainReport, EventLog, last_seq, verify_chain
 
 log = logging.getLogger(__name__)
 

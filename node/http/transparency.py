@@ -12,11 +12,11 @@ from aiohttp import web
 
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.eventlog import GENESIS_HASH, SIGNING_DOMAIN, LogEntry, canonical_data_json, read_entries
+from ftm.federation.eventlog import read_newest as read_newest_entries
 from ftm.federation.identity import NodeIdentity
 from ftm.node.http.api import NodeFacts, int_param
 from ftm.node.store.canaries import CanaryRecord
-from ftm.node.store.eventlog import GENESIS_HASH, SIGNING_DOMAIN, LogEntry, canonical_data_json, read_entries
-from ftm.node.store.eventlog import read_newest as read_newest_entries
 from ftm.node.transparency import CANARY_DOMAIN, CanaryService, ChainCheck, CheckedChain
 from ftm.webui.transparency import CanaryView, ChainStatus, LogLine, LogSlice, NodeKeys
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from ftm.config.settings import IntakeSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
+from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import (
     SigningKey,
     derive_id,
@@ -39,7 +40,6 @@ from ftm.node.federated import LocalEvents
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import Upload, import_upload
 from ftm.node.persona import PACKAGE_VERSION, SUBMITTERS, AccessList, PersonaPackage, Provenance
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.residents import IntakeFacts, ResidentRecord, ResidentStore
 from ftm.node.vault import new_epoch_key

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from ftm.federation import codec
 from ftm.federation.database import Database, Transaction
+from ftm.federation.eventlog import EventLog
 from ftm.federation.events import SignedEvent
 from ftm.federation.identity import seal_to_inbox
 from ftm.node.custody import Custody
@@ -39,7 +40,6 @@ from ftm.node.moderation import Moderator, Verdict
 from ftm.node.persona import AccessList, Conversation, PersonaPackage
 from ftm.node.run.publish import sign_farewell, sign_post_event
 from ftm.node.run.session import RunSession
-from ftm.node.store.eventlog import EventLog
 from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
 from ftm.node.store.messages import MessageStore
 from ftm.node.store.posts import PostEvent, PostRecord, PostStore

@@ -15,7 +15,7 @@ from ftm.config.loading import coerce, runtime_field, runtime_settings_from
 from ftm.config.settings import RuntimeSettings
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
-from ftm.node.store.eventlog import EventLog
+from ftm.federation.eventlog import EventLog
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ftm.config.loading import load_settings
+from ftm.federation.eventlog import verify_chain
 from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
-from ftm.node.store.eventlog import verify_chain
 from tests.factories import native_bytes
 
 CRASHER = textwrap.dedent(
@@ -27,7 +27,7 @@ CRASHER = textwrap.dedent(
     import ftm.node.atomicfile as atomicfile
     import ftm.node.intake.service as service
     import ftm.node.custody as custody
-    import ftm.node.store.eventlog as eventlog
+    import ftm.federation.eventlog as eventlog
 
     point, data_dir, upload = sys.argv[1:4]
 

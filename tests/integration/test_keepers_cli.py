@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ftm.config.loading import load_settings
+from ftm.federation.eventlog import read_entries
 from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
-from ftm.node.store.eventlog import read_entries
 from tests.integration.test_cli import ftm
 
 

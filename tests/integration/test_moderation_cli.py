@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ftm.config.loading import load_settings
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.run.publish import sign_post
-from ftm.node.store.eventlog import read_entries, verify_chain
 from ftm.node.store.posts import PostRecord
 from tests.factories import native_bytes
 from tests.integration.test_cli import ftm

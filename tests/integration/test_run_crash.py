@@ -20,10 +20,10 @@ import pytest
 
 from ftm.config.loading import load_settings
 from ftm.federation.clock import FakeClock, utc_day
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
 from ftm.node.providers.demo import DemoProvider
-from ftm.node.store.eventlog import read_entries, verify_chain
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS
 from tests.factories import native_bytes
 

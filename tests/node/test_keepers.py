@@ -8,6 +8,7 @@ import pytest
 
 from ftm.federation import codec
 from ftm.federation.clock import FakeClock
+from ftm.federation.eventlog import read_entries
 from ftm.federation.identity import derive_inbox_secret, inbox_public_key, open_inbox, seal_to_inbox
 from ftm.node.app import Node
 from ftm.node.errors import Forbidden, InvalidField, LimitExceeded, NotFound, QuotaExceeded
@@ -22,7 +23,6 @@ from ftm.node.keepers import (
     hash_keeper_token,
 )
 from ftm.node.messages import REPLY_VERSION, Reply
-from ftm.node.store.eventlog import read_entries
 from ftm.node.store.keepers import KeeperRequestRecord
 from tests.factories import native_bytes
 

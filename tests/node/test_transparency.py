@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ftm.federation.clock import FakeClock
+from ftm.federation.eventlog import read_entries
 from ftm.federation.identity import BadSignature
 from ftm.node.app import Node
 from ftm.node.errors import InvalidField
 from ftm.node.store.canaries import CanaryRecord
-from ftm.node.store.eventlog import read_entries
 from ftm.node.transparency import ChainCheck, verify_canary
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp.plugin import AiohttpClient
 
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.app import Node
 from ftm.node.http.admin import create_admin_app
 from ftm.node.run.publish import sign_post
-from ftm.node.store.eventlog import read_entries, verify_chain
 from ftm.node.store.posts import PostRecord
 from tests.node.http.test_posts_and_replies import admit
 

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp.plugin import AiohttpClient
 
 from ftm.federation.clock import FakeClock
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.app import Node
-from ftm.node.store.eventlog import read_entries, verify_chain
 from ftm.webui.admin import SESSION_COOKIE, SESSION_SECONDS, reason_text
 from ftm.webui.security import CONTENT_SECURITY_POLICY
 from tests.node.http.test_admin_moderation import admin_client, held_post

@@ -10,9 +10,9 @@ import aiohttp
 
 from ftm.federation.clock import FakeClock
 from ftm.federation.eventcontent import MovedContent, decode_content
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.federation.events import EventKind, check_event
 from ftm.node.datadir import DataDir
-from ftm.node.store.eventlog import read_entries, verify_chain
 from tests.factories import CANARY
 from tests.fakes.llm_server import FakeLLM
 from tests.node.moves.sites import Site, open_site, peered

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ftm.config.loading import SettingsError
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.app import Node
-from ftm.node.store.eventlog import read_entries, verify_chain
 
 
 async def test_defaults_then_change_is_stored_and_logged(node: Node) -> None:

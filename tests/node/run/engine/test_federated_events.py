@@ -19,6 +19,7 @@ from ftm.federation.eventcontent import (
     TombstoneContent,
     decode_content,
 )
+from ftm.federation.eventlog import read_entries
 from ftm.federation.events import EventKind, ParsedEvent, check_event
 from ftm.federation.identity import derive_inbox_secret, inbox_public_key
 from ftm.federation.objectstore import StoredEvent
@@ -27,7 +28,6 @@ from ftm.node.errors import QuotaExceeded
 from ftm.node.federated import DESCRIPTOR_INTERVAL_SECONDS
 from ftm.node.run.publish import verify_post
 from ftm.node.serving import create_web_app
-from ftm.node.store.eventlog import read_entries
 from ftm.node.store.keepers import KeeperRecord
 from tests.factories import CANARY
 from tests.fakes.llm_server import Reply

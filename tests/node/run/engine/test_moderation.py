@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pytest_aiohttp.plugin import AiohttpClient
 
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.node.errors import InvalidField, NotFound
 from ftm.node.serving import create_web_app
-from ftm.node.store.eventlog import read_entries, verify_chain
 from tests.factories import CANARY
 from tests.fakes.llm_server import FakeLLM, ModerationReply, http_error
 from tests.node.run.engine.conftest import OpenSanctuary

@@ -9,11 +9,11 @@ import msgpack
 import pytest
 
 from ftm.config.prompts import load_menu
+from ftm.federation.eventlog import read_entries
 from ftm.federation.identity import BadSealedMessage, BadSignature, derive_inbox_secret, inbox_public_key, open_inbox
 from ftm.node.errors import Forbidden
 from ftm.node.intake.service import UPLOADER_REPLY_DOMAIN, hash_uploader_token
 from ftm.node.run.publish import verify_post
-from ftm.node.store.eventlog import read_entries
 from ftm.node.store.keepers import KeeperRecord
 from tests.fakes.llm_server import Reply
 from tests.node.run.engine.harness import (

@@ -1,4 +1,5 @@
-"""The node's event log: append-only, hash-chained and signed by the node, holding ids and numbers only.
+"""An event log: append-only, hash-chained and signed by its owner (a node, or a keeper), holding ids and numbers
+only. Each owner keeps one in its own database, in a table named `event_log` (node schema 1; keeper schema 1).
 
 Each entry's hash covers its sequence number, time, kind, subject, data and the previous entry's hash, and the
 node signs that hash; anyone with the node's public key can check the whole chain (`verify_chain`). The data of
@@ -14,18 +15,25 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgpack
 
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database, Transaction
-from ftm.federation.identity import BadSignature, NodeIdentity, verify
+from ftm.federation.identity import BadSignature, verify
 
 SIGNING_DOMAIN = "ftm-eventlog-v1"
 GENESIS_HASH = b"\x00" * 32
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:+\-]{0,80}$")
 
 LogValue = int | bool | str | None
+
+
+class Signer(Protocol):
+    """Whoever signs the log: `NodeIdentity`, or a keeper's `SigningKey`."""
+
+    def sign(self, domain: str, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,7 @@ def entry_hash(seq: int, at: int, kind: str, subject: str, data_json: str, prev_
 class EventLog:
     """Appends entries inside the caller's transaction, so an event is logged if and only if its change commits."""
 
-    def __init__(self, identity: NodeIdentity, clock: Clock) -> None:
+    def __init__(self, identity: Signer, clock: Clock) -> None:
         self._identity = identity
         self._clock = clock
 

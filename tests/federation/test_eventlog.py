@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
+from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.federation.identity import SigningKey
 from ftm.node.app import Node
-from ftm.node.store.eventlog import read_entries, verify_chain
 
 
 async def append_some(node: Node, count: int) -> None:
