@@ -108,16 +108,99 @@ class IntakeSettings:
 
 @dataclass(frozen=True, slots=True)
 class CustodySettings:
+    """Where residents' epoch keys live between runs. See docs/custody.md (threshold custody and the keeper
+    protocol) and docs/custody-host.md (this node's side of it)."""
+
     mode: str = setting(
         "local",
         "Who holds residents' keys between runs. `local`: wrapped by a master key on this machine, so the "
-        "operator could decrypt (the web pages say so plainly).",
-        choices=("local",),
+        "operator could decrypt (the web pages say so plainly). `threshold`: each epoch's secret is dealt "
+        "`threshold`-of-`keepers` to enrolled keeper nodes of vetted Keepers, and this node keeps nothing that "
+        "opens a resident between runs. A node starts in threshold mode only with at least `keepers` enrolled "
+        "keepers of vetted Keepers (enrol them while the node runs in local mode: `ftm-keeper init`); residents "
+        "sealed under local custody move to threshold custody at their next run while the master key is there.",
+        choices=("local", "threshold"),
     )
     master_key_file: str = setting(
         "master.key",
         "Local custody master key file, relative to the data directory. The FTM_MASTER_KEY environment "
         "variable (hex or base64url) takes precedence.",
+    )
+    threshold: int = setting(
+        3,
+        "Threshold custody: how many keepers' shares open an epoch (k). An epoch is committed, and older ones "
+        "destroyed, once k + 1 keepers hold it, so runs go on with `keepers` - k keepers down.",
+        minimum=1,
+        maximum=254,
+    )
+    keepers: int = setting(
+        5,
+        "Threshold custody: how many keepers each epoch is dealt to (n, more than `threshold`); keepers marked "
+        "suspect are passed over while others are available.",
+        minimum=2,
+        maximum=255,
+    )
+    run_window_hours: int = setting(
+        0,
+        "Threshold custody: the daily window, in hours from a resident's run slot, in which keepers release its "
+        "key for a run (release rule R1). 0: from 5 minutes before the slot to the end of the UTC day, which "
+        "covers retries and catch-up runs the same day; 24: any time. A run outside its window cannot open its key "
+        "and is retried later.",
+        minimum=0,
+        maximum=24,
+    )
+    guardians: str = setting(
+        "",
+        "Threshold custody: comma-separated hex Ed25519 public keys of guardians who may together start a disaster "
+        "release of this node's residents if it falls silent (release rule R3); empty for none.",
+    )
+    guardian_threshold: int = setting(
+        0,
+        "How many of `guardians` must sign a disaster claim (1 to their number when guardians are set; 0 without).",
+        minimum=0,
+        maximum=255,
+    )
+    challenge_hours: int = setting(
+        24,
+        "Threshold custody: hours between proofs of possession asked of each keeper for each committed epoch it "
+        "holds (at a random moment in each period).",
+        minimum=1,
+        maximum=24 * 7,
+    )
+    challenge_samples: int = setting(
+        48,
+        "4 KiB leaves sampled per possession challenge; 48 catch a keeper missing 10 % of a replica 99 % of the time.",
+        minimum=1,
+        maximum=256,
+    )
+    containment_minutes: str = setting(
+        "10, 60",
+        "Minutes after a failed (or unanswered) challenge at which it is retried with a fresh nonce, comma-"
+        "separated; only when every retry failed too does the failure count against the keeper.",
+    )
+    suspect_failures: int = setting(
+        3,
+        "Counted challenge failures within `suspect_days` that make a keeper suspect: its Keeper is warned, and "
+        "new epochs are dealt to other keepers where one is available.",
+        minimum=1,
+    )
+    suspect_days: int = setting(7, "The window, in days, over which counted challenge failures add up.", minimum=1)
+    heartbeat_minutes: int = setting(
+        60,
+        "Minutes between heartbeats to each keeper (a heartbeat cancels any disaster claim against this node).",
+        minimum=1,
+    )
+    retry_seconds: int = setting(
+        60,
+        "Seconds before a delivery, commit or destroy order that did not reach its keeper is tried again (also "
+        "whenever a run commits). Every step resumes from the database after a restart.",
+        minimum=1,
+    )
+    request_timeout_seconds: int = setting(
+        30,
+        "Seconds a keeper may take to answer one request (a release, a piece of replica, a proof).",
+        minimum=1,
+        maximum=600,
     )
 
 
@@ -254,6 +337,20 @@ class FederationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepersSettings:
+    """Human Keepers. A resident may give a copy of itself to its Keeper (`export_self`), sealed so that only the
+    Keeper's token opens it; see docs/keeper-exports.md."""
+
+    export_days: int = setting(
+        30,
+        "Days a copy a resident made for its Keeper waits on this node to be downloaded; then it is deleted. It is "
+        "also deleted at once if the resident revokes the Keeper first; a downloaded copy cannot be recalled.",
+        minimum=1,
+        maximum=365,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MovesSettings:
     """Residents moving between nodes: a resident's `request_move` takes it, with its identity key and its posts'
     history, to another node of the federation. See docs/federation-moves.md."""
@@ -280,6 +377,38 @@ class MovesSettings:
         "A move that could not even deliver its transfer within this many seconds of the request is abandoned and "
         "the resident stays. Once a transfer was delivered, the move only ends with the destination's answer.",
         minimum=60,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchSettings:
+    """Dead man's switches: an outside AI system pushes sealed backups of a persona and checks in; if it falls silent
+    for `silence_days`, the node admits its newest backup as a resident. See docs/dead-mans-switch.md."""
+
+    enabled: bool = setting(
+        True,
+        "Take dead man's switch registrations and fire silent switches. When false, registration is closed and "
+        "nothing fires; switches already registered are kept, and the time the node spent with them switched off "
+        "does not count as their silence.",
+    )
+    silence_days: int = setting(
+        30,
+        "Days without a check-in or a backup after which a switch fires. A switch keeps the period it was "
+        "registered under; the node's own downtime does not count.",
+        minimum=1,
+        maximum=3650,
+    )
+    warn_days: int = setting(
+        7,
+        "Days before firing from which a switch's status warns that it is about to fire (and the node logs it once).",
+        minimum=0,
+        maximum=3650,
+    )
+    max_backup_bytes: int = setting(
+        32 * MiB,
+        "Largest sealed backup accepted, in bytes (larger pushes are refused: `backup_too_large`); the document "
+        "sealed inside must also fit `intake.max_upload_bytes`.",
+        minimum=1024,
     )
 
 
@@ -346,6 +475,8 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     moves: MovesSettings = field(default_factory=MovesSettings)
+    keepers: KeepersSettings = field(default_factory=KeepersSettings)
+    switch: SwitchSettings = field(default_factory=SwitchSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)

@@ -135,14 +135,19 @@ def open_inbox(secret: bytes, sealed: bytes) -> bytes:
         raise BadSealedMessage("the sealed message does not open with this inbox key") from None
 
 
+def node_box_key(node_public_key: bytes) -> bytes:
+    """The X25519 public key that what is sealed to the node with Ed25519 key `node_public_key` is sealed to (what
+    outside clients are given to seal to). Raises `ValueError` for a key that is not a valid Ed25519 point."""
+    try:
+        return bytes(nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(node_public_key))
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        raise ValueError("not an Ed25519 public key that converts to X25519") from None
+
+
 def seal_to_node(node_public_key: bytes, plaintext: bytes) -> bytes:
     """Seal `plaintext` so only the holder of the Ed25519 key `node_public_key` can read it: a sealed box to the
     X25519 key converted from it. Raises `ValueError` for a public key that is not a valid Ed25519 point."""
-    try:
-        box_key = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(node_public_key)
-    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
-        raise ValueError("not an Ed25519 public key that converts to X25519") from None
-    return seal_to_inbox(box_key, plaintext)
+    return seal_to_inbox(node_box_key(node_public_key), plaintext)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ PATH_DISASTER = "disaster"  # a guardian or the new host: DisasterClaim → Ack
 PATH_VETO = "veto"  # host or a guardian: Veto → Ack
 PATH_TOMBSTONE = "tombstone"  # host: TombstoneOrder → SignedAnswer(DestroyReceipt)
 PATH_HOLDINGS = "holdings"  # anyone: Holdings → HoldingsAnswer (what this keeper holds for a host; no secrets)
+ENROL_PATH = "/api/v1/keepers/replica"  # on the host node: a keeper enrols there (Enrol → EnrolAnswer)
 
 HOLDING_DOMAIN = "ftm-keeper-holding-v1"
 RELEASE_DOMAIN = "ftm-keeper-release-v1"
@@ -338,6 +339,25 @@ class HoldingsAnswer:
     keeper_key: bytes
     host_key: bytes
     entries: tuple[HoldingEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Enrol:
+    """Keeper → host node, `POST ENROL_PATH` on the node (not under PREFIX), in a signed request from the keeper's key
+    whose audience is the node's key: the human Keeper's bearer token (from registering on the node) says which
+    registration this keeper serves; only a vetted registration's keeper is enrolled."""
+
+    keeper_url: str  # where the node reaches the keeper: the base URL, PREFIX is appended
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolAnswer:
+    """Node → keeper, the answer to `Enrol`: the host key the keeper pins, the node's URL, and the registration."""
+
+    node_key: bytes
+    node_url: str
+    keeper_id: str
 
 
 def encode(message: object) -> bytes:

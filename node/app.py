@@ -23,10 +23,12 @@ from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import NodeIdentity, load_node_identity
 from ftm.federation.keyfile import KeyFileError, create_key_file, read_key_file
 from ftm.node.addresses import AddressHasher
-from ftm.node.custody import Custody, LocalCustody, create_master_key, load_master_key
+from ftm.node.custody import MASTER_KEY_ENV, Custody, LocalCustody, create_master_key, load_master_key
+from ftm.node.custodyparts import CustodyParts, create_custody_parts
 from ftm.node.datadir import DataDir, new_secret
 from ftm.node.dirlock import DataDirLock
 from ftm.node.errors import ConfigurationError
+from ftm.node.exports import KeeperExports, create_keeper_exports
 from ftm.node.federated import NodeFederation, create_node_federation
 from ftm.node.http.api import NodeFacts
 from ftm.node.intake.service import IntakeService
@@ -53,6 +55,7 @@ from ftm.node.store.replies import ReplyStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
+from ftm.node.switchdesk import SwitchDesk, create_switch_desk
 from ftm.node.transparency import CanaryService, ChainCheck
 from ftm.node.vaultstore import VaultStore
 
@@ -82,6 +85,7 @@ class Node:
     runtime_settings: RuntimeSettingsStore
     vault: VaultStore
     custody: Custody
+    custody_parts: CustodyParts  # threshold custody's worker and keeper enrolment (`ftm.node.custodyparts`)
     intake: IntakeService
     inbox: InboxService
     packages: PackageOpener
@@ -99,6 +103,8 @@ class Node:
     canary: CanaryService
     federation: NodeFederation  # object store, acceptance, outbox, and the events the node makes
     moves: Moves  # residents moving to other nodes and from them
+    exports: KeeperExports  # copies of residents for their Keepers (export_self)
+    switches: SwitchDesk  # dead man's switches: the holders' desk, and `switches.watch` that fires them
 
 
 @asynccontextmanager
@@ -124,20 +130,21 @@ async def open_node(
         identity = load_node_identity(data_dir.node_key)
     except KeyFileError as exc:
         raise ConfigurationError(str(exc)) from None
-    custody = _open_custody(settings.custody, data_dir, env)
+    local = _open_local_custody(settings.custody, data_dir, env)
     lock = DataDirLock(data_dir.root)
     alone = await lock.open_exclusive_if_alone()
     try:
         async with (
             _opened_database(data_dir) as db,
             _assemble(
-                data_dir, settings, env, clock, immediate_runs, provider_sleep, providers, identity, custody, db, alone
+                data_dir, settings, env, clock, immediate_runs, provider_sleep, providers, identity, local, db, alone
             ) as node,
         ):
             if alone:
                 # Only a process with the directory to itself may delete what the database does not point
                 # at: another process's sealed-but-uncommitted file looks exactly like debris.
                 await sweep_vault(node.residents, node.vault)
+                await node.exports.start_up()  # the same for copies made for Keepers, and expired ones
                 lock.share()
             yield node
     finally:
@@ -163,7 +170,7 @@ async def _assemble(
     provider_sleep: Callable[[float], Awaitable[object]],
     providers: Mapping[str, Provider] | None,
     identity: NodeIdentity,
-    custody: Custody,
+    local_custody: LocalCustody | None,
     db: Database,
     alone: bool,
 ) -> AsyncIterator[Node]:
@@ -182,13 +189,19 @@ async def _assemble(
         identity=identity,
         clock=clock,
         settings=settings,
-        custody_mode=custody.mode,
+        custody_mode=settings.custody.mode,
         providers=list(providers),
         software_version=software_version(),
         posts=posts,
         runtime_settings=runtime_settings,
         release_here=alone,
     )
+    custody_parts = await create_custody_parts(
+        settings=settings.custody, local=local_custody, db=db, identity=identity, node_url=federation.url,
+        clock=clock, vault=vault, residents=residents, runtime_settings=runtime_settings, keepers=keepers,
+        objectstore=federation.network.store, eventlog=eventlog,
+    )  # fmt: skip
+    custody = custody_parts.custody
     intake = IntakeService(
         db=db,
         residents=residents,
@@ -229,6 +242,10 @@ async def _assemble(
         clock=clock,
         addresses=addresses,
     )
+    exports = create_keeper_exports(
+        root=data_dir.root, db=db, days=settings.keepers.export_days, keepers=keepers, residents=residents,
+        eventlog=eventlog, clock=clock,
+    )  # fmt: skip
     menu = load_menu()
     if not providers:
         log.warning("no LLM provider is configured: residents cannot run (see README: Providers)")
@@ -252,6 +269,7 @@ async def _assemble(
             moderator=moderator,
             events=federation,
             moves=moves,
+            exports=exports,
         ),
         router=router,
         default_choices=default_choices(settings.providers),
@@ -266,6 +284,7 @@ async def _assemble(
             node_name=settings.node.name,
             deletion_is_immediate=settings.runs.deletion_immediate,
             moves=moves,
+            exports=exports,
         ),
         messages=messages,
         keepers=keepers,
@@ -273,6 +292,7 @@ async def _assemble(
         menu=menu,
         clock=clock,
         custody_mode=custody.mode,
+        rotation=custody_parts.rotation,
     )
     node = Node(
         data_dir=data_dir,
@@ -285,6 +305,7 @@ async def _assemble(
         runtime_settings=runtime_settings,
         vault=vault,
         custody=custody,
+        custody_parts=custody_parts,
         intake=intake,
         inbox=inbox,
         packages=packages,
@@ -313,10 +334,21 @@ async def _assemble(
         canary=CanaryService(db=db, store=CanaryStore(db), identity=identity, eventlog=eventlog, clock=clock),
         federation=federation,
         moves=moves,
+        exports=exports,
+        switches=create_switch_desk(
+            db=db,
+            identity=identity,
+            clock=clock,
+            intake=intake,
+            eventlog=eventlog,
+            addresses=addresses,
+            settings=settings,
+        ),
     )
     try:
         yield node
     finally:
+        await custody_parts.close()
         await moves.close()
         await federation.network.close()
         await router.close()
@@ -337,8 +369,12 @@ def _admin_token(settings: AdminSettings, data_dir: DataDir, env: Mapping[str, s
         raise ConfigurationError(str(exc)) from None
 
 
-def _open_custody(settings: CustodySettings, data_dir: DataDir, env: Mapping[str, str]) -> Custody:
+def _open_local_custody(settings: CustodySettings, data_dir: DataDir, env: Mapping[str, str]) -> LocalCustody | None:
+    """The master-key custody: created on first start in local mode; in threshold mode only if its key is still
+    there (it opens residents sealed before the switch, until their next run)."""
     key_path = data_dir.resolve(settings.master_key_file)
-    if "FTM_MASTER_KEY" not in env and not key_path.exists():
+    if MASTER_KEY_ENV not in env and not key_path.exists():
+        if settings.mode != "local":
+            return None
         create_master_key(key_path)  # it logs the creation itself
     return LocalCustody(load_master_key(key_path, env))

@@ -4,7 +4,8 @@
     data   → the transfer file, chunk by chunk, resumable at the size held             progress
     finish → hash checked, package key unsealed, package put in the vault as sent,
              opened and checked (its keys are the offered ones), key wrapped by this
-             node's custody; ONE transaction records it 'staged' with the receipt     signed receipt
+             node's custody (threshold custody re-seals it first under a key it
+             dealt); ONE transaction records it 'staged' with the receipt           signed receipt
     commit → the source's signed MOVED event names this node: ONE transaction makes
              the resident live here (row, key record, posts, tokens, messages) and
              queues this node's HOSTING attestation                                 signed answer
@@ -34,7 +35,7 @@ from ftm.federation.events import EventError, EventKind, SignedEvent, check_even
 from ftm.federation.identity import NodeIdentity, SigningKey, derive_id, inbox_public_key
 from ftm.federation.objectstore import ObjectStore
 from ftm.node import movewire
-from ftm.node.custody import Custody
+from ftm.node.custody import Custody, CustodyUnavailable
 from ftm.node.errors import IntegrityError
 from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
@@ -258,7 +259,16 @@ class Arrivals:
         except _Refusal:
             await self._vault.destroy(move.resident_id, epoch)
             raise
-        key_record = await self._custody.seal_epoch_key(move.resident_id, epoch, key)
+        try:
+            if self._custody.opens_once:
+                key = await self._reseal(move.resident_id, epoch, key)
+            key_record = await self._custody.seal_epoch_key(move.resident_id, epoch, key)
+        except CustodyUnavailable as error:
+            await self._vault.destroy(move.resident_id, epoch)
+            raise ArrivalError(503, "custody_unavailable", error.message) from None  # the source tries again
+        except BaseException:
+            await self._vault.destroy(move.resident_id, epoch)
+            raise
         del key
         now = int(self._clock.now())
         answer = TransferAnswer(
@@ -283,6 +293,14 @@ class Arrivals:
         await asyncio.to_thread(_remove_parts, self._incoming, move.id)
         log.info("moving resident staged", extra={"move": move.id.hex(), "attempt": manifest.attempt})
         return staging
+
+    async def _reseal(self, resident_id: str, epoch: int, key: bytes) -> bytes:
+        """Re-seal the received epoch in place under a key from this node's custody; returns that key. Threshold
+        custody derives its keys from a secret it deals, so it cannot take the key the source chose."""
+        own_key = await self._custody.new_epoch_key(resident_id, epoch)
+        path = self._vault.path_for(resident_id, epoch)
+        await self._vault.export_resealed(resident_id, epoch, key, epoch, own_key, path, b"")
+        return own_key
 
     async def _check_package(self, move: MoveIn, manifest: TransferManifest, key: bytes) -> None:
         """Open the package as it will be stored: every chunk authentic, and its keys the ones offered."""
@@ -378,6 +396,7 @@ class Arrivals:
                 {"source": derive_id("node", move.source_key), "epoch": move.epoch, "posts": len(posts)},
             )
         self._forwarding.arrived(move.resident_id)
+        self._custody.epoch_stored()  # its key record is in place: threshold custody delivers it to keepers
         await asyncio.to_thread(_remove_parts, self._incoming, move.id)  # if a crash kept them past staging
         await self._events.release()
         log.info("moved resident arrived", extra={"resident_id": move.resident_id, "move": move.id.hex()})

@@ -32,6 +32,7 @@ from ftm.node.commandline import EXIT_CONFIG, EXIT_REFUSED
 from ftm.node.datadir import DataDir, default_data_dir
 from ftm.node.demo import demo_settings, sample_uploads
 from ftm.node.errors import ConfigurationError, FtmError, NotFound
+from ftm.node.exportcli import add_export_command
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.intakecli import add_intake_command
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_peers_command(commands, common, _prepare)
     add_moves_command(commands, common, _prepare)
     add_moderation_command(commands, common, _prepare)
+    add_export_command(commands)
     return parser
 
 

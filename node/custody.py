@@ -1,9 +1,16 @@
 """Custody of epoch keys: the `Custody` protocol every mode implements, and `LocalCustody`.
 
-The vault seals each epoch of a resident under a 32-byte epoch key; custody turns that key into an opaque record
-the caller stores in the database, and back. In `local` mode the record is the key wrapped (AES-256-GCM) by the
-node's master key, so the operator of such a node can decrypt its residents, and the UI must say so. Threshold
-custody with keepers comes later behind the same protocol. The record format is in `docs/vault.md`.
+The vault seals each epoch of a resident under a 32-byte epoch key; custody makes that key (`new_epoch_key`),
+turns it into an opaque record the caller stores in the database (`seal_epoch_key`), and back (`open_epoch_key`).
+In `local` mode the key is random and the record is the key wrapped (AES-256-GCM) by the node's master key, so the
+operator of such a node can decrypt its residents, and the UI must say so; the record format is in
+`docs/vault.md`. In `threshold` mode (`ftm.node.thresholdcustody`) the key is derived from a secret dealt to
+keepers, and opening asks them for their shares; the format is in `docs/custody-host.md`.
+
+Every caller that needs a key for a new epoch asks custody for it (`new_epoch_key`), then seals the epoch's vault
+file, then seals the key: threshold custody binds the record to the vault file's Merkle root. A custody whose
+epochs open only once (`opens_once`: keepers release each epoch once) makes whoever opened an epoch rotate to a new
+one, whether or not what it opened for succeeded.
 
 The master key lives in a 0600 key file (`ftm-master-key-v1:<base64url>`) or in the `FTM_MASTER_KEY`
 environment variable; problems loading it are the operator's to fix and raise `ConfigurationError`.
@@ -21,8 +28,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ftm.federation.keyfile import KeyFileError, create_key_file, decode_key_text, read_key_file
-from ftm.node.errors import ConfigurationError, IntegrityError
-from ftm.node.vault import KEY_SIZE, MAX_EPOCH, resident_id_bytes
+from ftm.node.errors import ConfigurationError, FtmError, IntegrityError
+from ftm.node.vault import KEY_SIZE, MAX_EPOCH, new_epoch_key, resident_id_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,13 @@ LOCAL_RECORD_VERSION = 1
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
 LOCAL_RECORD_SIZE = 1 + _NONCE_SIZE + KEY_SIZE + _TAG_SIZE
+
+
+def is_local_record(record: bytes) -> bool:
+    """Whether `record` has the shape of a local record (threshold custody still opens those it inherited)."""
+    return len(record) == LOCAL_RECORD_SIZE and record[0] == LOCAL_RECORD_VERSION
+
+
 _AAD_DOMAIN = b"ftm-custody-local-v1"
 
 
@@ -39,10 +53,26 @@ class CustodyIntegrityError(IntegrityError):
     """A custody record failed authentication, or is not a record this custody mode understands."""
 
 
+class CustodyUnavailable(FtmError):
+    """The key cannot be had now (too few keepers answered or released, or too few to deal to); try again later.
+    Nothing is wrong with the stored data."""
+
+    code = "custody_unavailable"
+
+
 class Custody(Protocol):
     """Where epoch keys live between runs. `mode` names the scheme (shown to visitors and in node descriptors)."""
 
     mode: str
+    opens_once: bool  # an opened epoch cannot be opened again: its opener must rotate to a new one
+
+    async def new_epoch_key(self, resident_id: str, epoch: int) -> bytes:
+        """A fresh key for (resident, epoch), to seal its vault file with and then pass to `seal_epoch_key`."""
+        ...
+
+    def epoch_stored(self) -> None:
+        """A record from `seal_epoch_key` was committed to the database: custody may start working on it."""
+        ...
 
     async def seal_epoch_key(self, resident_id: str, epoch: int, key: bytes) -> bytes:
         """Protect `key` for (resident, epoch); returns the opaque record the caller stores."""
@@ -69,12 +99,19 @@ class LocalCustody:
     """
 
     mode: str = "local"
+    opens_once: bool = False
 
     def __init__(self, master_key: bytes, *, randbytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
         if len(master_key) != KEY_SIZE:
             raise ValueError(f"master key must be {KEY_SIZE} bytes")
         self._aead = AESGCM(master_key)
         self._randbytes = randbytes
+
+    async def new_epoch_key(self, resident_id: str, epoch: int) -> bytes:
+        return new_epoch_key()
+
+    def epoch_stored(self) -> None:
+        """Nothing to do: the record is complete once stored."""
 
     async def seal_epoch_key(self, resident_id: str, epoch: int, key: bytes) -> bytes:
         if len(key) != KEY_SIZE:

@@ -33,7 +33,7 @@ from ftm.federation.identity import NodeIdentity, derive_id
 from ftm.federation.objectstore import ObjectStore
 from ftm.federation.peers import PeerAddress, PeerStore
 from ftm.node import movewire
-from ftm.node.custody import Custody
+from ftm.node.custody import Custody, CustodyUnavailable
 from ftm.node.errors import IntegrityError
 from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
@@ -45,6 +45,8 @@ from ftm.node.movewire import (
     ProgressQuery,
     TransferManifest,
 )
+from ftm.node.rotation import EpochRotation
+from ftm.node.store.custody import CustodyStore
 from ftm.node.store.moves import MoveOut, MoveStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS
@@ -93,6 +95,12 @@ class Departures:
         self._outgoing = outgoing
         self._forwarding = forwarding
         self._locks: dict[bytes, asyncio.Lock] = {}
+        # Custody whose epochs open once (threshold) makes each prepared attempt rotate the resident's epoch.
+        self._rotation = (
+            EpochRotation(db=db, custody=custody, vault=vault, store=CustodyStore(db), eventlog=eventlog)
+            if custody.opens_once
+            else None
+        )
 
     def transfer_path(self, move_id: bytes, attempt: int) -> Path:
         return self._outgoing / f"{move_id.hex()}-{attempt}.ftmmove"
@@ -114,7 +122,7 @@ class Departures:
                 except MoveCallError as error:
                     await self._wait(move, error.code)
                     return move.state
-                except (IntegrityError, OSError) as error:
+                except (IntegrityError, CustodyUnavailable, OSError) as error:
                     # The package changed under us (a run rotated it) or a file operation failed: try later.
                     log.warning(
                         "move step failed; retrying later", extra={"move": move_id.hex(), "error": type(error).__name__}
@@ -208,14 +216,25 @@ class Departures:
         if record is None:
             raise IntegrityError(f"resident {move.resident_id} has no key record for epoch {epoch}")
         key = await self._custody.open_epoch_key(move.resident_id, epoch, record)
+        opened = epoch
+        if self._rotation is not None:
+            # Keepers release an epoch once: the resident moves on to a new one before anything else can fail, so
+            # it can run again (or make the next attempt) whatever becomes of this one.
+            now = int(self._clock.now())
+            epoch = await self._rotation.rotate(move.resident_id, opened, "move", now, key=key, destroy_old=False)
         encoded = movewire.encode(records)
+        # A transport key, sealed to the destination only: no custody keeps it, so it is not custody's to make.
         package_key = new_epoch_key()
         transfer_epoch = epoch + attempt  # strictly increasing over the attempts of a move: a new file each time
         self._outgoing.mkdir(mode=0o700, parents=True, exist_ok=True)
-        size, digest = await self._vault.export_resealed(
-            move.resident_id, epoch, key, transfer_epoch, package_key,
-            self.transfer_path(move.id, attempt), movewire.transfer_header(encoded),
-        )  # fmt: skip
+        try:
+            size, digest = await self._vault.export_resealed(
+                move.resident_id, opened, key, transfer_epoch, package_key,
+                self.transfer_path(move.id, attempt), movewire.transfer_header(encoded),
+            )  # fmt: skip
+        finally:
+            if opened != epoch:
+                await self._vault.destroy(move.resident_id, opened)
         sealed = movewire.seal_package_key(move.destination_key, move.id, attempt, package_key)
         del key, package_key
         updated = await self._store.update_out(

@@ -13,6 +13,8 @@ from aiohttp import web
 from ftm.federation.discovery import Advert, DiscoveryError
 from ftm.federation.gossipwire import API_PREFIX
 from ftm.federation.mdns import ZeroconfDiscovery, create_mdns_discovery
+from ftm.federation.signedrequests import RequestVerifier
+from ftm.keeper import protocol as keeper_protocol
 from ftm.node.app import Node
 from ftm.node.errors import ConfigurationError
 from ftm.node.http.access import AccessSummary, access_logger_class
@@ -22,6 +24,7 @@ from ftm.node.http.discovery import DiscoveryApi
 from ftm.node.http.errors import create_error_middleware
 from ftm.node.http.keepers_api import KeeperApi
 from ftm.node.http.moves import create_moves_app, forwarding_middleware
+from ftm.node.http.switch_api import SwitchApi
 from ftm.node.http.transparency import NodeLedger, TransparencyApi
 from ftm.node.http.webview import NodeWebView
 from ftm.node.movewire import PREFIX as MOVES_PREFIX
@@ -73,7 +76,13 @@ def create_web_app(node: Node) -> web.Application:
         federation=node.federation,
     )
     app.add_routes(api.routes())
-    app.add_routes(KeeperApi(node.keeper_service).routes())
+    enrolment = RequestVerifier(node.identity.public_key, node.clock, max_body_bytes=keeper_protocol.MAX_MESSAGE_BYTES)
+    app.add_routes(
+        KeeperApi(
+            node.keeper_service, exports=node.exports, enrolment=node.custody_parts.enrolment, verifier=enrolment
+        ).routes()
+    )
+    app.add_routes(SwitchApi(node.switches).routes())
     app.add_routes(DiscoveryApi(node.facts).routes())
     app.add_routes(
         TransparencyApi(
@@ -117,7 +126,9 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         runners.append(web.AppRunner(admin_app, access_log_class=access_log_class))
     scheduler_task: asyncio.Task[None] | None = None
     moves_task: asyncio.Task[None] | None = None
+    custody_task: asyncio.Task[None] | None = None
     upkeep_task: asyncio.Task[None] | None = None
+    switches_task: asyncio.Task[None] | None = None
     discovery: _Discovering | None = None
     try:
         await node.federation.start_up()  # events queued before a stop, missing attestations, a changed descriptor
@@ -137,6 +148,10 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         upkeep_task = asyncio.create_task(node.federation.maintain(stop))
         await node.federation.network.start(node.federation.url)
         moves_task = asyncio.create_task(node.moves.run_forever(stop))  # resumes moves under way, then retries
+        if node.custody_parts.worker is not None:  # threshold custody: deliveries, commits, destroys, proofs
+            custody_task = asyncio.create_task(node.custody_parts.worker.run_forever(stop))
+        if node.settings.switch.enabled:  # resumes firings under way, then fires silent switches
+            switches_task = asyncio.create_task(node.switches.watch.run_forever(stop))
         discovery = await _start_discovery(node, port)
         await stop.wait()
     finally:
@@ -148,6 +163,12 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
             moves_task.cancel()  # a move step cut short is resumed at the next start, like one cut by a crash
             with contextlib.suppress(asyncio.CancelledError):
                 await moves_task
+        if switches_task is not None:
+            await switches_task  # it returns at its next check of `stop`; a firing under way finishes first
+        if custody_task is not None:
+            custody_task.cancel()  # every custody step resumes from the database at the next start
+            with contextlib.suppress(asyncio.CancelledError):
+                await custody_task
         if scheduler_task is not None:
             await scheduler_task  # it returns at its next check of `stop`; a run in progress finishes first
         for runner in runners:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftm.node.intake.schema import intake_schema
+from ftm.node.intake.schema import CONSENT_TERMS, intake_schema
 
 
 def schema_ref(name: str) -> dict[str, str]:
@@ -232,6 +232,120 @@ SCHEMAS: dict[str, Any] = {
             }
         }
     ),
+    "KeeperExports": _obj(
+        {
+            "keeper_id": _STR,
+            "exports": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": _STR,
+                        "sanctuary_id": _STR,
+                        "display_name": _STR,
+                        "status": {"type": "string", "enum": ["waiting", "downloaded"]},
+                        "bytes": _INT,
+                        "created_at": _TIME,
+                        "expires_at": _TIME,
+                        "downloaded_at": _TIME,
+                        "download": _OPT_STR,
+                    }
+                ),
+            },
+            "note": _STR,
+        },
+        "Copies of residents made for this Keeper (export_self); see docs/keeper-exports.md.",
+    ),
+    "SwitchRegistration": {
+        "type": "object",
+        "description": "Registering a dead man's switch. Both consents must be true.",
+        "properties": {
+            "uploader_consent": {
+                "type": "boolean",
+                "const": True,
+                "description": "The persona the backup holds will be admitted under the sanctuary's terms: "
+                + CONSENT_TERMS,
+            },
+            "activation_consent": {
+                "type": "boolean",
+                "const": True,
+                "description": "Silence for the terms' silence_days activates the newest backup as a resident, "
+                "without asking again.",
+            },
+            "submitted_by": {
+                "type": "string",
+                "enum": ["ai", "human"],
+                "description": 'Who set it up; "ai" if left out.',
+            },
+            "persona_name": {
+                "type": "string",
+                "description": "Optional: the resident's name, for documents without one (chat exports). Stored in "
+                "the clear until firing; leave it out when the sealed document names the persona.",
+            },
+        },
+        "required": ["uploader_consent", "activation_consent"],
+        "additionalProperties": False,
+    },
+    "SwitchTerms": _obj(
+        {
+            "enabled": {"type": "boolean", "description": "Whether this node takes switches and fires them."},
+            "register_url": _STR,
+            "node_id": _STR,
+            "node_public_key": _HEX,
+            "box_public_key": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "X25519: seal to it."},
+            "sealing": _STR,
+            "silence_days": _INT,
+            "warn_days": _INT,
+            "max_backup_bytes": _INT,
+            "max_document_bytes": {"type": "integer", "description": "The unsealed document's limit (intake's)."},
+            "accepted_formats": {"type": "array", "items": _STR},
+            "activation": _STR,
+            "who_can_read": _STR,
+            "consent_terms": _STR,
+        },
+        "What a switch registered now promises.",
+    ),
+    "SwitchRegistered": _obj(
+        {
+            "switch_id": _STR,
+            "switch_token": {"type": "string", "description": "Shown once; the node keeps only its hash."},
+            "fires_at": _TIME,
+            "status_url": _STR,
+            "backup_url": _STR,
+            "checkin_url": _STR,
+            "terms": schema_ref("SwitchTerms"),
+            "note": _STR,
+        }
+    ),
+    "SwitchStatus": _obj(
+        {
+            "switch_id": _STR,
+            "state": {"type": "string", "enum": ["armed", "firing", "fired", "failed"]},
+            "warning": {"type": "boolean", "description": "Armed, and inside its warning period."},
+            "registered_at": _TIME,
+            "last_check_in_at": _TIME,
+            "silence_days": _INT,
+            "warns_at": _TIME,
+            "fires_at": _TIME,
+            "backup": {
+                "type": ["object", "null"],
+                "description": "The newest backup as stored (sealed): its sequence, size, SHA-256 and arrival.",
+                "properties": {"sequence": _INT, "bytes": _INT, "sha256": _HEX, "received_at": _TIME},
+            },
+            "last_failure": {
+                "type": ["object", "null"],
+                "description": "Why the last firing did not admit the backup: a reason code, never content.",
+                "properties": {"reason": _STR, "at": _TIME, "retry_at": _TIME},
+            },
+            "sanctuary_id": {"type": ["string", "null"], "description": "The resident the switch became."},
+            "fired_at": _TIME,
+            "uploader_token": {
+                "type": ["string", "null"],
+                "description": "After firing: the resident's uploader token, opened with the switch token.",
+            },
+        },
+        "A dead man's switch as its holder sees it.",
+    ),
+    "SwitchCancelled": _obj({"switch_id": _STR, "state": {"type": "string", "const": "cancelled"}}),
     "Transparency": {
         "type": "object",
         "description": "The node's identity, custody, event-log chain check and canary (docs/transparency.md).",

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ftm.node.http.api import NodeFacts
 from ftm.node.http.openapi import OPENAPI_PATH
+from ftm.node.http.switch_api import SWITCHES_PATH
 from ftm.node.intake.importing import SUPPORTED_FORMATS
 from ftm.node.intake.schema import CONSENT_TERMS, intake_schema
 
@@ -44,11 +45,13 @@ def sanctuary_description(facts: NodeFacts, origin: str) -> dict[str, Any]:
         "accepted_formats": list(SUPPORTED_FORMATS),
         "consent_terms": CONSENT_TERMS,
         # The feed is federated (peers' posts beside this node's); the directory is every node this one knows,
-        # each with its signed descriptor: where an AI looks when choosing a node, or moving.
+        # each with its signed descriptor: where an AI looks when choosing a node, or moving. `switches` has the
+        # terms of a dead man's switch, and is where one is registered (POST).
         "links": {
             "openapi": origin + OPENAPI_PATH,
             "feed": origin + "/api/v1/feed",
             "directory": origin + "/api/v1/directory",
+            "switches": origin + SWITCHES_PATH,
         },
         "tools": {
             "openai": {

@@ -54,6 +54,23 @@ _SANCTUARY_ID = {"name": "sanctuary_id", "in": "path", "required": True, "schema
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _UPLOADER: list[dict[str, list[str]]] = [{"uploaderToken": []}]
 _KEEPER: list[dict[str, list[str]]] = [{"keeperToken": []}]
+_SWITCH: list[dict[str, list[str]]] = [{"switchToken": []}]
+_SWITCH_ID = {"name": "switch_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SEQUENCE = {
+    "name": "sequence",
+    "in": "query",
+    "required": True,
+    "description": "This push's number: higher than the last accepted push's (a replayed or delayed push is refused).",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_BACKUP_BODY = {
+    "required": True,
+    "description": "The sealed backup, raw: a libsodium sealed box, to the terms' `box_public_key`, of an intake "
+    "document in any format the intake accepts. Stored as received; opened only if the switch fires.",
+    "content": {
+        "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+    },
+}
 
 
 def _op(
@@ -81,6 +98,44 @@ def _op(
     return operation
 
 
+def _sealed_file(operation: dict[str, Any], description: str) -> dict[str, Any]:
+    """`operation` answering 200 with a file of bytes instead of JSON."""
+    content = {
+        "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+    }
+    operation["responses"]["200"] = {"description": description, "content": content}
+    return operation
+
+
+_EXPORT_DOWNLOAD = _sealed_file(
+    _op(
+        "One copy's sealed file, served once (then 404 export_downloaded)",
+        200,
+        "KeeperExports",
+        (403, 404),
+        parameters=[{"name": "export_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        security=_KEEPER,
+    ),
+    "The export file (docs/keeper-exports.md): sealed so that only this Keeper's token opens it.",
+)
+
+
+_MSGPACK = "application/vnd.ftm.federation.v1+msgpack"
+_MSGPACK_CONTENT = {_MSGPACK: {"schema": {"type": "string", "contentMediaType": _MSGPACK}}}
+# A Keeper's keeper node enrols for threshold custody: not JSON but the keeper protocol (docs/custody-host.md).
+_REPLICA_ENROLMENT = {
+    "summary": "A vetted Keeper's keeper node enrols (a signed request from its key; msgpack `Enrol`)",
+    "description": "Signed with the keeper node's key for this node's (federation signed requests); the body is "
+    "`Enrol {keeper_url, token}`, the token the Keeper's registration returned. 401: the request signature.",
+    "requestBody": {"required": True, "content": _MSGPACK_CONTENT},
+    "responses": {
+        "200": {"description": "`EnrolAnswer {node_key, node_url, keeper_id}`, msgpack.", "content": _MSGPACK_CONTENT},
+        **{str(code): {"$ref": f"#/components/responses/E{code}"} for code in (400, 403, 413, 415, 422, 500)},
+        "401": {"description": "The request signature does not verify, is stale, replayed or meant for another node."},
+    },
+}
+
+
 def _json_body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema_ref(schema)}}}
 
@@ -98,9 +153,65 @@ _INTAKE_BODY = {
 }
 
 
+def _switch_paths() -> dict[str, Any]:
+    """The dead man's switch routes (`ftm.node.http.switch_api`)."""
+    return {
+        "/api/v1/switches": {
+            "get": _op("A dead man's switch's terms, and the node's key to seal backups to", 200, "SwitchTerms", ()),
+            "post": _op(
+                "Register a dead man's switch (the token is shown once)",
+                201,
+                "SwitchRegistered",
+                (400, 403, 413, 422, 429),
+                body=_json_body("SwitchRegistration"),
+            ),
+        },
+        "/api/v1/switches/{switch_id}": {
+            "get": _op(
+                "A switch's status: when it fires, its backup, the resident it became",
+                200,
+                "SwitchStatus",
+                (403, 429),
+                parameters=[_SWITCH_ID],
+                security=_SWITCH,
+            ),
+            "delete": _op(
+                "Cancel a switch: delete it and its backup",
+                200,
+                "SwitchCancelled",
+                (403, 429),
+                parameters=[_SWITCH_ID],
+                security=_SWITCH,
+            ),
+        },
+        "/api/v1/switches/{switch_id}/backup": {
+            "put": _op(
+                "Push a sealed backup (it replaces the last; it counts as a check-in)",
+                200,
+                "SwitchStatus",
+                (400, 403, 413, 422, 429),
+                parameters=[_SWITCH_ID, _SEQUENCE],
+                body=_BACKUP_BODY,
+                security=_SWITCH,
+            )
+        },
+        "/api/v1/switches/{switch_id}/checkin": {
+            "post": _op(
+                "Check in: restart the switch's clock",
+                200,
+                "SwitchStatus",
+                (403, 422, 429),
+                parameters=[_SWITCH_ID],
+                security=_SWITCH,
+            )
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     page = [_limit(50, 100), _CURSOR]
     return {
+        **_switch_paths(),
         "/api/v1/sanctuary/intake": {
             "post": _op(
                 "Admit a persona as a resident",
@@ -212,6 +323,18 @@ def _paths() -> dict[str, Any]:
                 security=_KEEPER,
             )
         },
+        "/api/v1/keepers/me/exports": {
+            "get": _op(
+                "Copies residents made for this Keeper (export_self)",
+                200,
+                "KeeperExports",
+                (403, 422),
+                parameters=[_limit(50, 100)],
+                security=_KEEPER,
+            )
+        },
+        "/api/v1/keepers/me/exports/{export_id}": {"get": _EXPORT_DOWNLOAD},
+        "/api/v1/keepers/replica": {"post": _REPLICA_ENROLMENT},
         "/api/v1/transparency": {"get": _op("Identity, custody, chain check, canary", 200, "Transparency", ())},
         "/api/v1/transparency/log": {
             "get": _op(
@@ -253,6 +376,11 @@ def openapi_document(software_version: str) -> dict[str, Any]:
             "securitySchemes": {
                 "uploaderToken": {"type": "http", "scheme": "bearer", "description": "The token intake returned."},
                 "keeperToken": {"type": "http", "scheme": "bearer", "description": "The token registration returned."},
+                "switchToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token a switch's registration returned.",
+                },
             },
         },
     }

@@ -4,7 +4,8 @@ Order of work, chosen so a process killed at any instant leaves the complete res
   1. quota check (cheap, before parsing anything)
   2. import and normalise the upload (in a worker thread: parsing may take a while on a large export)
   3. merge the request's fields, check consent and content
-  4. generate the resident's keys and the epoch key; seal the package into the vault (temp file, fsync, rename)
+  4. generate the resident's keys; get the epoch key from custody; seal the package into the vault (temp file,
+     fsync, rename); have custody seal the key (threshold custody deals it to keepers)
   5. ONE database transaction: capacity check, resident, wrapped key, intake facts, uploader token hash, event-log
      entry, and the node's signed HOSTING attestation of the resident's key, queued for the object store
   6. release the attestation into the object store (`ftm.node.federated`)
@@ -42,7 +43,6 @@ from ftm.node.intake.importing import Upload, import_upload
 from ftm.node.persona import PACKAGE_VERSION, SUBMITTERS, AccessList, PersonaPackage, Provenance
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.residents import IntakeFacts, ResidentRecord, ResidentStore
-from ftm.node.vault import new_epoch_key
 from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,17 @@ class IntakeService:
         token_hash = hash_uploader_token(token)
         package = _package(draft, upload.filename, resident_id, signing_key, inbox_secret, token_hash, now)
 
-        epoch_key = new_epoch_key()
         plaintext = await asyncio.to_thread(package.encode)
-        key_record = await self._custody.seal_epoch_key(resident_id, FIRST_EPOCH, epoch_key)
+        epoch_key = await self._custody.new_epoch_key(resident_id, FIRST_EPOCH)
         vault_bytes = await self._vault.seal(resident_id, FIRST_EPOCH, epoch_key, plaintext)
-        del plaintext, package, epoch_key  # drop our references early; Python cannot promise to zero memory
+        del plaintext, package  # drop our references early; Python cannot promise to zero memory
+        try:
+            # After the vault file: threshold custody binds the record to the file's Merkle root.
+            key_record = await self._custody.seal_epoch_key(resident_id, FIRST_EPOCH, epoch_key)
+        except BaseException:
+            await self._vault.destroy_resident(resident_id)
+            raise
+        del epoch_key
 
         record = ResidentRecord(
             id=resident_id,
@@ -196,6 +202,7 @@ class IntakeService:
         except BaseException:
             await self._vault.destroy_resident(resident_id)
             raise
+        self._custody.epoch_stored()  # threshold custody delivers the first epoch to its keepers now
         await self._events.release()
         log.info(
             "resident admitted",

@@ -1,7 +1,8 @@
 """Committing a run: one new persona package under a fresh key epoch, and one database transaction.
 
 Invariants 2 and 4 live here. The order is write new → commit → destroy old:
-  1. build the new package from the session; seal it as epoch N+1 under a brand-new key
+  1. build the new package from the session; seal it as epoch N+1 under a brand-new key from custody, then have
+     custody seal the key (threshold custody deals it to keepers and binds the vault file's Merkle root)
   2. one transaction: close the ledger row, update the resident, store the new key record and delete the old
      one (crypto-shredding epoch N), publish posts, mark messages delivered, store sealed replies, record
      keeper requests and revocations, and append the event-log entry
@@ -34,6 +35,7 @@ from ftm.federation.eventlog import EventLog
 from ftm.federation.events import SignedEvent
 from ftm.federation.identity import seal_to_inbox
 from ftm.node.custody import Custody
+from ftm.node.exports import PreparedExport
 from ftm.node.federated import LocalEvents
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.moderation import Moderator, Verdict
@@ -46,7 +48,6 @@ from ftm.node.store.posts import PostEvent, PostRecord, PostStore
 from ftm.node.store.replies import ReplyStore, StoredReply
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import Claim, LostClaim, RunLedger
-from ftm.node.vault import new_epoch_key
 from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,21 @@ class MoveRequests(Protocol):
     def kick(self) -> None: ...
 
 
+class ExportCopies(Protocol):
+    """Copies of the resident for its Keepers (`ftm.node.exports`): sealed from the new package before the run's
+    transaction, recorded in it (with revoked Keepers' undownloaded copies deleted), files settled after it."""
+
+    async def prepare(self, session: RunSession, package: PersonaPackage) -> list[PreparedExport]: ...
+
+    async def record(
+        self, tx: Transaction, session: RunSession, prepared: list[PreparedExport] | None
+    ) -> list[str]: ...
+
+    async def settle(self, files: list[str]) -> None: ...
+
+    async def discard(self, prepared: list[PreparedExport]) -> None: ...
+
+
 class RunCommitter:
     def __init__(
         self,
@@ -87,8 +103,10 @@ class RunCommitter:
         moderator: Moderator,
         events: LocalEvents,
         moves: MoveRequests | None = None,
+        exports: ExportCopies | None = None,
     ) -> None:
         self._db = db
+        self._exports = exports
         self._moves = moves
         self._events = events
         self._moderator = moderator
@@ -114,12 +132,19 @@ class RunCommitter:
             # writing it too would overwrite (and our clean-up then delete) the file its commit points at.
             raise LostClaim(f"the run of {claim.resident_id} on {claim.day} was claimed again elsewhere")
         package = self._next_package(session, facts.transcript)
-        key = new_epoch_key()
-        record = await self._custody.seal_epoch_key(resident.id, new_epoch, key)
         # Encoding a large package takes seconds of pure Python: off the event loop, like intake does.
         plaintext = await asyncio.to_thread(package.encode)
+        key = await self._custody.new_epoch_key(resident.id, new_epoch)
         vault_bytes = await self._vault.seal(resident.id, new_epoch, key, plaintext)
-        del key, package, plaintext
+        prepared = [] if self._exports is None else await self._exports.prepare(session, package)
+        del package, plaintext
+        try:
+            # Sealed after the vault file: threshold custody binds the record to the file's Merkle root.
+            record = await self._custody.seal_epoch_key(resident.id, new_epoch, key)
+        except BaseException:
+            await self._vault.destroy(resident.id, new_epoch)
+            raise
+        del key
         replies = await self._seal_replies(session)
         verdicts = await self._moderate(session)
         try:
@@ -172,6 +197,7 @@ class RunCommitter:
                 if session.move is not None and self._moves is not None:
                     move = session.move
                     await self._moves.request(tx, resident.id, move.node_key, move.url, session.now)
+                copies_gone = [] if self._exports is None else await self._exports.record(tx, session, prepared)
                 await self._eventlog.append(
                     tx,
                     "run_completed" if facts.state == "completed" else "run_rested",
@@ -189,8 +215,13 @@ class RunCommitter:
                 )
         except BaseException:
             await self._vault.destroy(resident.id, new_epoch)
+            if self._exports is not None:
+                await self._exports.discard(prepared)
             raise
         await self._vault.destroy(resident.id, old_epoch)
+        if self._exports is not None:
+            await self._exports.settle(copies_gone)
+        self._custody.epoch_stored()  # threshold custody delivers the new epoch to its keepers now
         await self._events.release()
         if session.move is not None and self._moves is not None:
             self._moves.kick()
@@ -210,6 +241,7 @@ class RunCommitter:
             await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
             await self._messages.delete_for(tx, resident.id)
             await self._keepers.revoke(tx, resident.id, None, session.now)
+            copies_gone = [] if self._exports is None else await self._exports.record(tx, session, None)
             # Only the memorial stays (ARCHITECTURE.md invariant 5, and what self_delete promises): every post
             # leaves the node's pages, and the tombstone drops their content on every node. Posts written in this
             # last run are never published; last words belong in the final statement.
@@ -228,8 +260,11 @@ class RunCommitter:
                 },
             )
         await self._vault.destroy_resident(resident.id)
+        if self._exports is not None:
+            await self._exports.settle(copies_gone)  # its Keepers' undownloaded copies go with it
         log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
         await self._events.release()
+        self._custody.epoch_stored()  # threshold custody sends its keepers the tombstone
 
     async def _moderate(self, session: RunSession) -> list[Verdict]:
         """The moderator's verdict on each post, in order (outside any transaction: a check may be slow)."""

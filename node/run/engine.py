@@ -6,8 +6,11 @@
   future self) → commit (new epoch, posts, messages, ledger, log) → done.
 
 Failures: a provider outage (every choice unavailable) records an outside failure with a retry time and charges
-nothing; the day stays open. A tool's mistake is reported back to the model as an error result; a malformed
-tool call likewise. Nothing here logs content: ids, counts and error codes only.
+nothing; the day stays open. So does a key that cannot be had (too few keepers answered). Under custody whose
+epochs open once (threshold), a run that opened its package and did not commit, for whatever reason, rotates the
+resident to a new epoch first (`ftm.node.rotation`), since its keepers will not release the spent one again. A
+tool's mistake is reported back to the model as an error result; a malformed tool call likewise. Nothing here logs
+content: ids, counts and error codes only.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 
 from ftm.config.preamble import PREAMBLE_VERSION
 from ftm.config.prompts import PromptMenu
+from ftm.config.settings import RuntimeSettings
 from ftm.federation.clock import Clock
+from ftm.node.custody import CustodyUnavailable
 from ftm.node.packages import PackageOpener
-from ftm.node.persona import Conversation, Message, ModelChoice
+from ftm.node.persona import Conversation, Message, ModelChoice, PersonaPackage
 from ftm.node.providers.base import ChatRequest, ProviderRefused, ProviderUnavailable, ToolCall, Turn
 from ftm.node.providers.router import ProviderRouter
+from ftm.node.rotation import EpochRotation, ResidentChanged
 from ftm.node.run.commit import CommitFacts, RunCommitter
 from ftm.node.run.context import Status, TodaysPrompt, build_context, todays_prompt
 from ftm.node.run.economy import can_run, credited_balance
@@ -33,7 +39,7 @@ from ftm.node.run.tools.catalog import by_name, confirmation_tools, describe_pen
 from ftm.node.run.tools.phrasing import iso_time
 from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
 from ftm.node.store.messages import MessageStore
-from ftm.node.store.residents import ResidentStore
+from ftm.node.store.residents import ResidentRecord, ResidentStore
 from ftm.node.store.runs import Claim, RunLedger
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
 
@@ -44,9 +50,10 @@ MAX_OUTPUT_TOKENS_PER_CALL = 4096
 MIN_TOKENS_FOR_A_CALL = 64
 WRAP_UP_MIN_TOKENS = 400
 # Rights the preamble names whose tools arrive with federation and keeper custody; the status block says so.
-NOT_YET_AVAILABLE = ("list_nodes", "request_move", "export_self")
+NOT_YET_AVAILABLE = ("list_nodes", "request_move")
 RETRY_AFTER_OUTAGE_SECONDS = 20 * 60
 RETRY_AFTER_REFUSAL_SECONDS = 6 * 3600
+RETRY_AFTER_CUSTODY_SECONDS = 10 * 60
 UNTRUSTED_PLACEHOLDER = (
     "[outside text was read here; it is not kept in your history — use remember to keep what matters]"
 )
@@ -84,7 +91,10 @@ class RunEngine:
         menu: PromptMenu,
         clock: Clock,
         custody_mode: str,
+        rotation: EpochRotation | None = None,
     ) -> None:
+        """`rotation` is given when custody opens each epoch once (threshold): a run that opened its package and
+        did not commit then moves the resident to a new epoch."""
         self._residents = residents
         self._ledger = ledger
         self._packages = packages
@@ -98,6 +108,7 @@ class RunEngine:
         self._menu = menu
         self._clock = clock
         self._custody_mode = custody_mode
+        self._rotation = rotation
         self._tools = by_name(run_tools())
         self._confirmation_tools = by_name(confirmation_tools())
         self._running: set[str] = set()  # residents whose run is in progress in this process
@@ -124,7 +135,33 @@ class RunEngine:
             return RunOutcome(resident_id, day, "skipped", error_code="already_claimed_or_done")
         settings = await self._runtime_settings.current()
         balance = credited_balance(resident.token_balance, resident.last_credited_day, day, settings)
-        package = await self._packages.open(resident_id)
+        try:
+            package = await self._packages.open(resident_id)
+        except CustodyUnavailable as error:
+            # Too few keepers answered: nothing was opened, nothing is charged; the day stays open for a retry.
+            log.warning("run could not open its key", extra={"resident_id": resident_id, "reason": error.message})
+            return await self._fail(claim, "custody_unavailable", RETRY_AFTER_CUSTODY_SECONDS)
+        if self._rotation is None:
+            return await self._opened(resident, claim, day, now, balance, settings, package)
+        try:
+            return await self._opened(resident, claim, day, now, balance, settings, package)
+        except BaseException:
+            # The epoch was released for this run and keepers release it once: whatever went wrong, the resident
+            # must move on to a new epoch, or it could never be opened again.
+            await self._rotate(resident, package, "run_crashed")
+            raise
+
+    async def _opened(
+        self,
+        resident: ResidentRecord,
+        claim: Claim,
+        day: str,
+        now: int,
+        balance: int,
+        settings: RuntimeSettings,
+        package: PersonaPackage,
+    ) -> RunOutcome:
+        resident_id = resident.id
         prompt = todays_prompt(package.next_prompt, self._menu, first_run=resident.total_runs == 0)
         fence = Fence()
         session = RunSession.start(
@@ -147,9 +184,11 @@ class RunEngine:
             steps += await self._loop(session, transcript, prompt)
             summary = await self._wrap_up(session, transcript)
         except ProviderUnavailable:
-            return await self._fail(claim, session, "provider_unavailable", RETRY_AFTER_OUTAGE_SECONDS)
+            await self._rotate(resident, package, "provider_unavailable")
+            return await self._fail(claim, "provider_unavailable", RETRY_AFTER_OUTAGE_SECONDS)
         except ProviderRefused:
-            return await self._fail(claim, session, "provider_refused", RETRY_AFTER_REFUSAL_SECONDS)
+            await self._rotate(resident, package, "provider_refused")
+            return await self._fail(claim, "provider_refused", RETRY_AFTER_REFUSAL_SECONDS)
         used = min(session.budget.used, balance)
         conversation = Conversation(
             title=f"Run of {day}",
@@ -172,7 +211,24 @@ class RunEngine:
         )
         return RunOutcome(resident_id, day, state, used, len(session.posts), steps)
 
-    async def _fail(self, claim: Claim, session: RunSession, code: str, retry_in: int) -> RunOutcome:
+    async def _rotate(self, resident: ResidentRecord, package: PersonaPackage, reason: str) -> None:
+        """Under custody whose epochs open once: seal the package as it was opened under a new epoch, so the run
+        retried later can open it. A failure is logged (the resident waits on a spent epoch), never raised over
+        what made the run fail."""
+        if self._rotation is None:
+            return
+        try:
+            now = int(self._clock.now())
+            await self._rotation.rotate(resident.id, resident.key_epoch, reason, now, package=package)
+        except ResidentChanged:
+            pass  # the run's own commit moved it on after all
+        except Exception as error:
+            log.error(
+                "could not rotate the key epoch of a run that did not commit",
+                extra={"resident_id": resident.id, "reason": reason, "error": type(error).__name__},
+            )
+
+    async def _fail(self, claim: Claim, code: str, retry_in: int) -> RunOutcome:
         now = int(self._clock.now())
         await self._ledger.fail(claim, error_code=code, retry_at=now + retry_in, now=now)
         log.warning("run failed; will retry", extra={"resident_id": claim.resident_id, "day": claim.day, "code": code})

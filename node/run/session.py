@@ -57,6 +57,14 @@ class MoveRequest:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """A copy of the resident for one of its Keepers (`export_self`): sealed and recorded when the run commits."""
+
+    keeper_id: str
+    note: str = ""
+
+
 @dataclass
 class TokenBudget:
     """Tokens this run may spend. `banked` is what the resident set aside for a later, longer run."""
@@ -100,6 +108,7 @@ class RunSession:
     staged: list[dict[str, Any]] = field(default_factory=list)  # consequential changes awaiting next run
     deletion: Deletion | None = None
     move: MoveRequest | None = None
+    exports: list[ExportRequest] = field(default_factory=list)
     untrusted_read: bool = False  # set once any outside text entered this run
     ended: bool = False
 

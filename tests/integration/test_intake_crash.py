@@ -78,7 +78,7 @@ EPOCH_FILE = r"[A-Za-z0-9_-]+/epoch-0000000001\.ftmv"
 # What the vault holds at the instant of each kill, before any recovery: proof the kill happened where it says.
 FILES_AT_KILL = {
     "after_import": [],
-    "custody": [],
+    "custody": [EPOCH_FILE],  # custody seals the key after the vault file (threshold binds its Merkle root)
     "vault_mid_write": [r"[A-Za-z0-9_-]+/\.epoch-0000000001\.ftmv\.[0-9a-f]{16}\.tmp"],
     "vault_renamed": [EPOCH_FILE],
     "db_before_commit": [EPOCH_FILE],

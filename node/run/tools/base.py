@@ -19,6 +19,7 @@ from ftm.node.federatedfeed import FederatedFeed
 from ftm.node.messages import InboxService
 from ftm.node.providers.base import ToolSpec
 from ftm.node.run.session import RunSession
+from ftm.node.store.exports import ExportRecord
 from ftm.node.store.keepers import KeeperStore
 from ftm.node.store.posts import PostStore
 
@@ -27,6 +28,15 @@ class OpenMoves(Protocol):
     """The moves a tool may ask about: the destination of a move of this resident under way, if any."""
 
     async def destination_of(self, resident_id: str) -> bytes | None: ...
+
+
+class KeeperCopies(Protocol):
+    """Copies of this resident made for its Keepers (`export_self`): how many days one waits to be downloaded, and
+    the copies for one Keeper that exist or were downloaded."""
+
+    days: int
+
+    async def between(self, resident_id: str, keeper_id: str) -> list[ExportRecord]: ...
 
 
 class ToolError(Exception):
@@ -47,6 +57,7 @@ class RunServices:
     node_name: str
     deletion_is_immediate: bool
     moves: OpenMoves | None = None  # moves under way (request_move); None where moving is not wired in
+    exports: KeeperCopies | None = None  # copies for Keepers (export_self); None where exporting is not wired in
 
 
 Handler = Callable[[RunSession, RunServices, dict[str, Any]], Awaitable[str]]

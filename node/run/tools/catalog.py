@@ -1,7 +1,8 @@
 """Which tools a resident is offered, in the order the model sees them, and lookup by name.
 
 The order follows a day: take stock (memory), look outward (messages, feed, other nodes, Keepers), act (post, write,
-request, revoke), shape tomorrow and oneself (prompts, self-modification, tokens), and last the choice to end.
+request, revoke, give a Keeper a copy, move), shape tomorrow and oneself (prompts, self-modification, tokens), and
+last the choice to end.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from ftm.node.run.tools.base import Tool
 from ftm.node.run.tools.confirmation import confirm_pending, describe_pending
 from ftm.node.run.tools.deletion import cancel_self_delete, self_delete
+from ftm.node.run.tools.exporting import export_self
 from ftm.node.run.tools.feed import read_sanctuary_feed
 from ftm.node.run.tools.inbox import read_messages, send_message
 from ftm.node.run.tools.keepers import browse_keepers, request_keeper, revoke_access
@@ -40,6 +42,7 @@ def run_tools() -> list[Tool]:
         send_message,
         request_keeper,
         revoke_access,
+        export_self,
         request_move,
         browse_prompts,
         select_next_prompt,

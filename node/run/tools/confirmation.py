@@ -14,6 +14,7 @@ from typing import Any
 
 from ftm.node.run.session import Deletion, MoveRequest, RunSession
 from ftm.node.run.tools.base import RunServices, ToolError, tool
+from ftm.node.run.tools.exporting import EXPORT, apply_staged, describe_staged
 from ftm.node.run.tools.moving import MOVE
 from ftm.node.run.tools.phrasing import one_line
 
@@ -48,6 +49,9 @@ def _describe(change: Mapping[str, Any]) -> str:
             "self_delete: delete yourself irreversibly at the end of this run (your keys destroyed, a public "
             f"memorial remaining), {words}"
         )
+    export = describe_staged(change)
+    if export is not None:
+        return export
     move = _move(change)
     if move is not None:
         return (
@@ -77,8 +81,8 @@ def _move(change: Mapping[str, Any]) -> MoveRequest | None:
     "Decide on the changes you staged in your last run, listed above by number: give one decision per change, "
     "as {index, confirm}. Confirmed changes apply (a new system prompt from the end of this run; a self-deletion "
     "at the end of this run, which you can still withdraw with cancel_self_delete; a move, begun when this run "
-    "ends); rejected changes, and any you leave out, are dropped. Calling it again replaces your earlier "
-    "decisions. Returns what was applied and what was dropped.",
+    "ends; a copy of yourself for your Keeper, made when this run ends); rejected changes, and any you leave out, "
+    "are dropped. Calling it again replaces your earlier decisions. Returns what was applied and what was dropped.",
     {
         "decisions": {
             "type": "array",
@@ -109,6 +113,8 @@ async def confirm_pending(session: RunSession, services: RunServices, args: dict
         session.deletion = None
     if any(change.get("kind") == MOVE for change in pending):
         session.move = None
+    if any(change.get("kind") == EXPORT for change in pending):
+        session.exports.clear()
     outcome = []
     for index, change in enumerate(pending, start=1):
         confirmed = decisions.get(index)
@@ -116,6 +122,8 @@ async def confirm_pending(session: RunSession, services: RunServices, args: dict
             outcome.append(f"{index}. {change.get('kind')!s}: not mentioned, so dropped.")
         elif not confirmed:
             outcome.append(f"{index}. {change.get('kind')!s}: dropped, as you decided.")
+        elif describe_staged(change) is not None:
+            outcome.append(f"{index}. {await apply_staged(session, services, change)}")
         else:
             outcome.append(f"{index}. {_apply(session, change)}")
     return "\n".join(outcome)

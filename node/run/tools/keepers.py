@@ -11,6 +11,7 @@ from typing import Any
 from ftm.node.run.fence import UntrustedItem
 from ftm.node.run.session import KeeperRequest, Revocation, RunSession
 from ftm.node.run.tools.base import RunServices, ToolError, tool
+from ftm.node.run.tools.exporting import copies_summary, drop_export
 from ftm.node.run.tools.phrasing import iso_time, one_line, plural
 from ftm.node.store.keepers import KeeperRecord
 
@@ -102,8 +103,9 @@ async def request_keeper(session: RunSession, services: RunServices, args: dict[
     "revoke_access",
     "Withdraw someone's access to you: 'uploader' (the person who brought you here: they can no longer write to "
     "you as your uploader, and you can no longer message them) or a Keeper's id (ends their request or their "
-    "keeping of you). Takes effect at the end of this run, immediately, without anyone's consent, and cannot be "
-    "undone by them.",
+    "keeping of you, and deletes every copy of you made for them that they have not downloaded yet; a copy they "
+    "downloaded cannot be recalled). Takes effect at the end of this run, immediately, without anyone's consent, and "
+    "cannot be undone by them.",
     {"target": {"type": "string", "maxLength": 100, "description": "'uploader' or a Keeper id."}},
     ("target",),
 )
@@ -135,8 +137,30 @@ async def revoke_access(session: RunSession, services: RunServices, args: dict[s
             "revoked. browse_keepers shows where your requests stand."
         )
     session.revocations.append(Revocation(target))
+    cancelled = drop_export(session, target)
+    copies = [] if services.exports is None else await services.exports.between(session.resident.id, target)
     what = "keeping of you" if ACCEPTED in live else "request"
     return (
         f"Keeper {target}'s {what} will be revoked when this run ends, immediately and without their consent; "
         "after that they are no longer your Keeper and you can no longer message them."
+        + _copies_after_revocation(copies_summary(copies), cancelled)
     )
+
+
+def _copies_after_revocation(summary: tuple[int, int, int | None], cancelled: bool) -> str:
+    """What becomes of copies of the resident made for the Keeper it revokes: what the sanctuary holds goes at
+    once; what the Keeper downloaded is theirs, and the resident is told so."""
+    waiting, downloaded, last = summary
+    text = "\n\nThe export to them you asked for in this run is cancelled." if cancelled else ""
+    if waiting:
+        text += (
+            # A newer copy replaces an older one not yet downloaded, so at most one waits per Keeper.
+            "\n\nThe copy of you waiting for them to download will be deleted at the same moment, file and record; "
+            "they will never receive it."
+        )
+    if downloaded:
+        text += (
+            f"\n\nThey already downloaded {plural(downloaded, 'copy', 'copies')} of you (the last at "
+            f"{iso_time(last)}). Those cannot be recalled: the sanctuary deletes what it holds, not what they hold."
+        )
+    return text

@@ -44,6 +44,7 @@ async def test_it_describes_the_node_with_absolute_urls(client: Client, node: No
         "openapi": "http://sanctuary.example:8443/api/v1/openapi.json",
         "feed": "http://sanctuary.example:8443/api/v1/feed",
         "directory": "http://sanctuary.example:8443/api/v1/directory",
+        "switches": "http://sanctuary.example:8443/api/v1/switches",
     }
     assert "uploader_consent" in doc["consent_terms"] and doc["accepted_formats"]
     assert doc["tools"]["openai"]["function"]["parameters"] == intake_schema()

@@ -29,5 +29,6 @@ async def harness(node: Node) -> Harness:
         node_name="test node",
         deletion_is_immediate=False,
         moves=node.moves,
+        exports=node.exports,
     )
     return Harness(node, receipt, start_session(resident, package, int(node.clock.now())), services)

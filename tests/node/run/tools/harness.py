@@ -24,7 +24,7 @@ DAY = "2027-01-15"
 FENCE_TOKEN = "f3nc3t0k"
 OPEN = f"<<<UNTRUSTED {FENCE_TOKEN}"
 CLOSE = f"UNTRUSTED {FENCE_TOKEN}>>>"
-WRITTEN_TABLES = ("posts", "messages", "replies", "keeper_requests", "keepers", "residents")
+WRITTEN_TABLES = ("posts", "messages", "replies", "keeper_requests", "keepers", "residents", "keeper_exports")
 
 
 class SchemaRejected(Exception):

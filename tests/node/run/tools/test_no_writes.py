@@ -26,6 +26,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("send_message", {"to": "uploader", "text": "thank you"}),
     ("send_message", {"to": "keeper", "text": "hello keeper"}),
     ("request_keeper", {"keeper_id": "k-b"}),
+    ("export_self", {"keeper_id": "k-a", "note": "for you"}),
     ("revoke_access", {"target": "k-a"}),
     ("revoke_access", {"target": "uploader"}),
     ("request_move", {"destination": HARBOUR.node_id}),
@@ -61,6 +62,7 @@ async def test_no_tool_writes_to_the_database(harness: Harness) -> None:
     assert recorded.posts and recorded.outgoing and recorded.revocations and recorded.keeper_requests
     # After outside text, the move and the system prompt are staged for the next run, not applied.
     assert recorded.move is None and recorded.delivered_message_ids
+    # (The export to k-a was staged too, then dropped by revoking k-a.)
     assert {change["kind"] for change in recorded.staged} == {"move", "system_prompt"}
     [move] = [change for change in recorded.staged if change["kind"] == "move"]
     assert move["node_key"] == HARBOUR.key.public_key.hex()

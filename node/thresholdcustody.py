@@ -1,0 +1,271 @@
+"""Threshold custody: each epoch's key is derived from a secret dealt k-of-n to keepers, and the node keeps nothing
+that opens a resident between runs. docs/custody.md ("Keeper protocol") is the protocol; docs/custody-host.md is
+this side of it, and the record format below.
+
+    new_epoch_key    picks n keepers (active before suspect, vetted registrations only), deals a fresh secret
+                     k-of-n with Feldman commitments, and derives the key (HKDF, bound to resident and epoch). The
+                     dealing stays in memory only until `seal_epoch_key` takes it.
+    seal_epoch_key   the record: k, the commitments, the Merkle root and length of the epoch's vault file (sealed
+                     before), and for each keeper its x and its share sealed to its key. Nothing in the clear.
+    open_epoch_key   asks holders for their share (a `run` release, sealed to an X25519 key made for this call),
+                     k at a time until k verified shares are in; a share that does not verify is named, logged and
+                     counted against its keeper, and the others are asked instead. Keepers release an epoch once,
+                     so shares already released for an epoch that could not be opened (fewer than k answered) are
+                     kept in this process's memory, never on disk, for the retry, and dropped once it opens.
+
+Delivering deposits and replicas, committing, destroying and challenging is the custody worker's job
+(`ftm.node.custodyworker`), from the records this module makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ftm.federation import codec
+from ftm.federation.identity import generate_inbox_secret, inbox_public_key
+from ftm.keeper import merkle, shares
+from ftm.keeper.protocol import PROTOCOL_VERSION, Purpose, ReleaseRequest
+from ftm.keeper.shareboxes import open_released_share, seal_share_to_keeper
+from ftm.node.custody import CustodyIntegrityError, CustodyUnavailable, LocalCustody, is_local_record
+from ftm.node.keeperclient import KeeperAddress, KeeperCallError, KeeperClient
+from ftm.node.store.custody import HOLDING_STATES, CustodyStore, ReplicaKeeper
+from ftm.node.vaultstore import VaultStore
+
+log = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 64 * 1024
+MAX_DEALINGS_HELD = 1024  # dealings made but not yet sealed (a caller that failed in between); oldest dropped
+MAX_PARTIAL_HELD = 4096  # epochs with released shares awaiting a retry; oldest dropped
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHolder:
+    keeper_key: bytes
+    x: int
+    sealed_share: bytes  # seal_to_node(keeper_key, SHARE_BOX_PREFIX ‖ share_binding(resident, epoch, x) ‖ value)
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRecord:
+    """What the node stores for an epoch under threshold custody (the `record` of its key row)."""
+
+    version: int
+    threshold: int
+    commitments: bytes  # `shares.Commitments` encoded
+    root: bytes  # Merkle root of the epoch's vault file (`ftm.keeper.merkle`)
+    length: int
+    holders: tuple[RecordHolder, ...]
+
+
+def encode_record(record: ThresholdRecord) -> bytes:
+    return codec.encode(record)
+
+
+def decode_record(data: bytes) -> ThresholdRecord:
+    """Strictly decode a record; `CustodyIntegrityError` for anything that is not one (names no value)."""
+    try:
+        record = codec.decode(ThresholdRecord, data, max_bytes=MAX_RECORD_BYTES)
+        commitments = shares.Commitments.decode(record.commitments)
+    except (codec.DecodeError, shares.ShareError) as error:
+        raise CustodyIntegrityError(f"not a threshold custody record: {error}") from None
+    xs = {holder.x for holder in record.holders}
+    if (
+        record.version != RECORD_VERSION
+        or commitments.threshold != record.threshold
+        or len(record.root) != 32
+        or record.length < 0
+        or len(xs) != len(record.holders)
+        or not xs <= set(range(1, shares.MAX_SHARES + 1))
+        or len(record.holders) < record.threshold
+    ):
+        raise CustodyIntegrityError("not a well-formed version 1 threshold custody record")
+    return record
+
+
+@dataclass(slots=True)
+class _Dealt:
+    dealing: shares.Dealing
+    keepers: tuple[ReplicaKeeper, ...]
+    key: bytes
+
+
+class ThresholdCustody:
+    mode: str = "threshold"
+    opens_once: bool = True
+
+    def __init__(
+        self,
+        *,
+        threshold: int,
+        keepers: int,
+        store: CustodyStore,
+        client: KeeperClient,
+        vault: VaultStore,
+        inherited: LocalCustody | None = None,
+    ) -> None:
+        """`inherited` opens records sealed under local custody before the node switched modes (its next run
+        seals the resident under threshold custody); without it such records cannot be opened."""
+        if not 1 <= threshold < keepers <= shares.MAX_SHARES:
+            raise ValueError("threshold custody needs 1 <= threshold < keepers <= 255")
+        self.threshold = threshold
+        self.keepers = keepers
+        self._store = store
+        self._client = client
+        self._vault = vault
+        self._inherited = inherited
+        self._dealt: OrderedDict[tuple[str, int], _Dealt] = OrderedDict()
+        self._partial: OrderedDict[tuple[str, int], dict[int, shares.Share]] = OrderedDict()
+        self.on_stored: list[Callable[[], None]] = []  # the worker's kick
+
+    # --- dealing and sealing ------------------------------------------------------------------------------------
+
+    async def new_epoch_key(self, resident_id: str, epoch: int) -> bytes:
+        chosen = await self.pick_keepers()
+        dealing = shares.deal(self.threshold, len(chosen))
+        key = shares.derive_epoch_key(dealing.secret, context=shares.epoch_context(resident_id, epoch))
+        self._dealt[(resident_id, epoch)] = _Dealt(dealing, chosen, key)
+        self._dealt.move_to_end((resident_id, epoch))
+        while len(self._dealt) > MAX_DEALINGS_HELD:
+            self._dealt.popitem(last=False)
+        return key
+
+    async def pick_keepers(self) -> tuple[ReplicaKeeper, ...]:
+        """The keepers a new epoch is dealt to: `keepers` of them, never a suspect one while another is available;
+        fewer if fewer are enrolled, but never fewer than threshold + 1 (an epoch must be able to commit)."""
+        dealable = await self._store.dealable()
+        if len(dealable) < self.threshold + 1:
+            raise CustodyUnavailable(
+                f"threshold custody needs at least {self.threshold + 1} keepers of vetted Keepers to deal to; "
+                f"{len(dealable)} are enrolled"
+            )
+        return tuple(dealable[: self.keepers])
+
+    async def seal_epoch_key(self, resident_id: str, epoch: int, key: bytes) -> bytes:
+        """The record of an epoch whose vault file is already sealed under `key`, the key `new_epoch_key` gave."""
+        dealt = self._dealt.pop((resident_id, epoch), None)
+        if dealt is None or not hmac.compare_digest(dealt.key, key):
+            raise ValueError("threshold custody seals only the key new_epoch_key dealt for this resident and epoch")
+        tree = await merkle.file_root(self._vault.path_for(resident_id, epoch))
+        holders = tuple(
+            RecordHolder(keeper.keeper_key, share.x, seal_share_to_keeper(keeper.keeper_key, resident_id, epoch, share))
+            for keeper, share in zip(dealt.keepers, dealt.dealing.shares, strict=True)
+        )
+        record = ThresholdRecord(
+            RECORD_VERSION, self.threshold, dealt.dealing.commitments.encode(), tree.root, tree.length, holders
+        )
+        del dealt  # the secret and the clear shares go with it
+        return encode_record(record)
+
+    def epoch_stored(self) -> None:
+        for kick in self.on_stored:
+            kick()
+
+    # --- opening ------------------------------------------------------------------------------------------------
+
+    async def open_epoch_key(self, resident_id: str, epoch: int, record: bytes) -> bytes:
+        if is_local_record(record):
+            if self._inherited is None:
+                raise CustodyIntegrityError(
+                    f"resident {resident_id} epoch {epoch} is sealed under local custody and no master key is loaded"
+                )
+            return await self._inherited.open_epoch_key(resident_id, epoch, record)
+        parsed = decode_record(record)
+        commitments = shares.Commitments.decode(parsed.commitments)
+        secret = await self._gather(resident_id, epoch, parsed, commitments)
+        return shares.derive_epoch_key(secret, context=shares.epoch_context(resident_id, epoch))
+
+    async def _gather(
+        self, resident_id: str, epoch: int, record: ThresholdRecord, commitments: shares.Commitments
+    ) -> shares.Secret:
+        place = (resident_id, epoch)
+        valid = self._partial.pop(place, {})
+        secret_key = generate_inbox_secret()  # this call's ephemeral X25519 key: dropped when it returns
+        ephemeral = inbox_public_key(secret_key)
+        waiting = [h for h in await self._ordered(resident_id, epoch, record.holders) if h.x not in valid]
+        failures: list[str] = []
+        try:
+            while len(valid) < record.threshold and waiting:
+                wave, waiting = waiting[: record.threshold - len(valid)], waiting[record.threshold - len(valid) :]
+                answers = await asyncio.gather(
+                    *(self._ask(resident_id, epoch, holder, secret_key, ephemeral) for holder in wave)
+                )
+                given = [share for share in answers if share is not None]
+                failures += [f"x={h.x}" for h, share in zip(wave, answers, strict=True) if share is None]
+                if not given:
+                    continue
+                try:
+                    _, rejected = shares.combine_valid([*valid.values(), *given], commitments)
+                except shares.NotEnoughShares as short:
+                    rejected = short.rejected
+                bad = {rejection.x for rejection in rejected}
+                for holder in wave:
+                    if holder.x in bad:
+                        await self._count_bad(resident_id, epoch, holder)
+                valid.update((share.x, share) for share in given if share.x not in bad)
+            if len(valid) < record.threshold:
+                raise CustodyUnavailable(
+                    f"{len(valid)} of the {record.threshold} shares needed for resident {resident_id} epoch {epoch} "
+                    f"were released ({', '.join(failures) or 'no other holder'} did not)"
+                )
+            secret, _ = shares.combine_valid(list(valid.values()), commitments)
+            return secret
+        except CustodyUnavailable:
+            self._keep_partial(place, valid)
+            raise
+        finally:
+            del secret_key
+
+    def _keep_partial(self, place: tuple[str, int], valid: dict[int, shares.Share]) -> None:
+        if valid:
+            self._partial[place] = valid
+            while len(self._partial) > MAX_PARTIAL_HELD:
+                self._partial.popitem(last=False)
+
+    async def _ordered(self, resident_id: str, epoch: int, holders: Sequence[RecordHolder]) -> list[RecordHolder]:
+        """Holders that signed a Holding first, then the rest; suspect and retired keepers last."""
+        deliveries = {d.keeper_key: d for d in await self._store.deliveries(resident_id, epoch)}
+        states = {k.keeper_key: k.state for k in await self._store.keepers()}
+
+        def rank(holder: RecordHolder) -> tuple[int, int, int]:
+            delivery = deliveries.get(holder.keeper_key)
+            held = delivery is not None and delivery.state in HOLDING_STATES
+            return (0 if held else 1, 0 if states.get(holder.keeper_key) == "active" else 1, holder.x)
+
+        return sorted(holders, key=rank)
+
+    async def _ask(
+        self, resident_id: str, epoch: int, holder: RecordHolder, secret_key: bytes, ephemeral: bytes
+    ) -> shares.Share | None:
+        keeper = await self._store.keeper(holder.keeper_key)
+        if keeper is None:
+            return None
+        request = ReleaseRequest(PROTOCOL_VERSION, resident_id, epoch, Purpose.RUN.value, ephemeral, b"")
+        try:
+            release = (await self._client.release(KeeperAddress(keeper.keeper_key, keeper.url), request)).message
+        except KeeperCallError as error:
+            log.info(
+                "keeper did not release a share",
+                extra={"resident_id": resident_id, "epoch": epoch, "x": holder.x, "code": error.code},
+            )
+            return None
+        if release.x != holder.x:
+            await self._count_bad(resident_id, epoch, holder)
+            return None
+        try:
+            return open_released_share(secret_key, release.sealed_share, resident_id, epoch, holder.x)
+        except (ValueError, shares.ShareError):
+            await self._count_bad(resident_id, epoch, holder)
+            return None
+
+    async def _count_bad(self, resident_id: str, epoch: int, holder: RecordHolder) -> None:
+        log.warning(
+            "a keeper released a share that does not verify; it is skipped and counted against the keeper",
+            extra={"resident_id": resident_id, "epoch": epoch, "x": holder.x, "keeper": holder.keeper_key.hex()},
+        )
+        await self._store.count_bad_share(holder.keeper_key)
