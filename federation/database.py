@@ -139,6 +139,15 @@ class Database:
                 extra={"transaction": name, "ms": round((time.perf_counter() - started) * 1000, 2)},
             )
 
+    async def truncate_wal(self) -> bool:
+        """Checkpoint the write-ahead log into the database file and truncate it to nothing. secure_delete zeroes a
+        deleted row in the database file, but the WAL keeps the pages as they were written until its frames are
+        reused; after destroying secrets, this leaves no older copy in any file. False if a reader kept the
+        checkpoint from finishing (the frames then go at a later checkpoint)."""
+        async with self._write_lock, self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+            row = await cursor.fetchone()
+        return row is not None and row[0] == 0
+
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         async with self._reader.execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()

@@ -5,7 +5,8 @@ Pure decision logic: no I/O, no clock, no randomness. The keeper daemon verifies
 its store, calls a function here, logs the `Decision` (its code and reason carry ids and numbers only, never
 content), stores what it returns, and only then acts. The rules (ARCHITECTURE.md §4):
 
-- R1 run: the registered host, inside the resident's daily run window, once per epoch.
+- R1 run: the registered host, inside the resident's daily run window, once per epoch: to one ephemeral key, which
+  may ask again (a host that crashed after the release retries with the key it kept).
 - R2 move: a claim signed by host and destination opens a delay in which the host or any guardian may veto;
   after it, the destination, once per epoch.
 - R3 disaster: after the host's long silence, a claim signed by enough guardians opens a waiting period that any
@@ -30,6 +31,7 @@ from ftm.config.settings import setting
 
 DAY_SECONDS = 86_400  # unix time has no leap seconds, so `now % DAY_SECONDS` is the UTC second of the day
 KEY_BYTES = 32  # Ed25519 public keys
+EPHEMERAL_KEY_BYTES = 32  # the requester's one-run X25519 public key, which a released share is sealed to
 
 
 class Purpose(StrEnum):
@@ -72,7 +74,7 @@ class Code(StrEnum):
 
 
 _EXPLANATIONS = {
-    Code.RUN_RELEASED: "The share was released to the resident's host for a scheduled run.",
+    Code.RUN_RELEASED: "The share was released to the resident's host for a scheduled run (again, to the same key).",
     Code.MOVE_RELEASED: "The share was released to the destination of a move whose delay passed without a veto.",
     Code.DISASTER_RELEASED: "The share was released to the new host named by the resident's guardians.",
     Code.MOVE_OPENED: "A move claim signed by the host and the destination is open; its delay for vetoes runs.",
@@ -83,7 +85,9 @@ _EXPLANATIONS = {
     Code.UNKNOWN_PURPOSE: "The request's purpose is not run, move or disaster.",
     Code.UNKNOWN_EPOCH: "This keeper holds no share of that epoch.",
     Code.DESTROYED_EPOCH: "The share of that epoch was destroyed.",
-    Code.ALREADY_RELEASED: "The share of that epoch was already released for this purpose and claim.",
+    Code.ALREADY_RELEASED: (
+        "The share of that epoch was already released for this purpose and claim (for a run, to another one-run key)."
+    ),
     Code.NOT_HOST: "The key is not the resident's registered host.",
     Code.OUTSIDE_WINDOW: "The request came outside the resident's daily run window.",
     Code.NOT_DESTINATION: "The key is not the destination of the move, or the destination did not sign it.",
@@ -166,6 +170,11 @@ def _check_keys(name: str, keys: object) -> None:
         _check_key(name, key)
 
 
+def _check_ephemeral_key(key: object) -> None:
+    if type(key) is not bytes or len(key) != EPHEMERAL_KEY_BYTES:
+        raise ValueError(f"an ephemeral key is {EPHEMERAL_KEY_BYTES} bytes (X25519)")
+
+
 def _check_claim_id(claim_id: object) -> None:
     if type(claim_id) is not bytes or not claim_id:
         raise ValueError("a claim id is non-empty bytes")
@@ -239,22 +248,31 @@ class ResidentFacts:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What one release uses up: an epoch is released at most once per grant, that is once for runs and once
-    per move or disaster claim."""
+    """What one release uses up, and the one-run X25519 key its share was sealed to: an epoch is released at most
+    once per grant, that is once for runs and once per move or disaster claim. A run's grant is answered again for
+    a request carrying the same ephemeral key (`Decision.repeat`); a grant's key never changes."""
 
     purpose: Purpose
     claim_id: bytes = b""  # empty for a run
+    ephemeral_key: bytes = dataclasses.field(kw_only=True)
 
     def __post_init__(self) -> None:
         if type(self.purpose) is not Purpose or type(self.claim_id) is not bytes:
             raise ValueError("a grant is a Purpose and a claim id")
         if (self.purpose == Purpose.RUN) != (not self.claim_id):
             raise ValueError("a run's grant has no claim id; a move's or a disaster's has one")
+        _check_ephemeral_key(self.ephemeral_key)
+
+    @property
+    def slot(self) -> tuple[Purpose, bytes]:
+        """What an epoch is released at most once for: the purpose and the claim."""
+        return (self.purpose, self.claim_id)
 
 
 @dataclass(frozen=True, slots=True)
 class EpochFacts:
-    """One epoch the keeper holds (or held) a share of, and the grants it was already released under."""
+    """One epoch the keeper holds (or held) a share of, and the grants it was already released under (at most one
+    per purpose and claim)."""
 
     epoch: int
     destroyed: bool = False
@@ -264,6 +282,12 @@ class EpochFacts:
         _check_int("epoch", self.epoch)
         if not isinstance(self.released, frozenset) or not all(type(g) is Grant for g in self.released):
             raise ValueError("released is a frozenset of grants")
+        if len({grant.slot for grant in self.released}) != len(self.released):
+            raise ValueError("an epoch is released at most once per purpose and claim")
+
+    def granted(self, grant: Grant) -> Grant | None:
+        """The grant already given for the same purpose and claim as `grant`, if any."""
+        return next((given for given in self.released if given.slot == grant.slot), None)
 
     def with_grant(self, grant: Grant) -> EpochFacts:
         return dataclasses.replace(self, released=self.released | {grant})
@@ -309,8 +333,9 @@ class DisasterRecord:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseFacts:
-    """A request for a share: what it asks for, the key whose signature on it verified, and when it came.
-    `purpose` and `claim_id` are as received: anything unexpected is refused, not raised."""
+    """A request for a share: what it asks for, the key whose signature on it verified, when it came, and the
+    one-run X25519 key the share is to be sealed to. `purpose` and `claim_id` are as received: anything unexpected
+    is refused, not raised."""
 
     purpose: str
     resident_id: str
@@ -318,9 +343,11 @@ class ReleaseFacts:
     requester_key: bytes
     now: int
     claim_id: bytes = b""  # the move or disaster claim the request rests on; empty for a run
+    ephemeral_key: bytes = dataclasses.field(kw_only=True)
 
     def __post_init__(self) -> None:
         _check_key("requester_key", self.requester_key)
+        _check_ephemeral_key(self.ephemeral_key)
         _check_int("now", self.now)
         if not isinstance(self.purpose, str) or type(self.claim_id) is not bytes or type(self.epoch) is not int:
             raise ValueError("purpose is a string, claim_id bytes and epoch an integer")
@@ -384,12 +411,14 @@ class DisasterClaimFacts:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to log and act on. `grant`, on an allowed release, must be recorded against the epoch
-    (`EpochFacts.with_grant`) before the share leaves."""
+    (`EpochFacts.with_grant`) before the share leaves; on a `repeat` it is the grant already recorded (a run asking
+    again with the same ephemeral key), and the share goes again to that key."""
 
     allowed: bool
     code: Code
     reason: str
     grant: Grant | None = None
+    repeat: bool = False
 
 
 def _refuse(code: Code, reason: str) -> Decision:
@@ -441,14 +470,21 @@ def decide_release(
 
 
 def _release(request: ReleaseFacts, epoch: EpochFacts | None, grant: Grant, code: Code) -> Decision:
-    """The checks every purpose ends with: an epoch held, not destroyed, not yet released under this grant."""
+    """The checks every purpose ends with: an epoch held, not destroyed, not yet released under this grant; or,
+    for a run, released under it to the very ephemeral key this request carries (a repeat)."""
     if epoch is None:
         return _refuse(Code.UNKNOWN_EPOCH, f"no share of epoch {request.epoch}")
     if epoch.destroyed:
         return _refuse(Code.DESTROYED_EPOCH, f"the share of epoch {epoch.epoch} was destroyed")
-    if grant in epoch.released:
-        return _refuse(Code.ALREADY_RELEASED, f"epoch {epoch.epoch} was already released for this {grant.purpose}")
-    return Decision(True, code, f"epoch {epoch.epoch} to {_short(request.requester_key)}", grant)
+    given = epoch.granted(grant)
+    released = f"epoch {epoch.epoch} to {_short(request.requester_key)}"
+    if given is None:
+        return Decision(True, code, released, grant)
+    if grant.purpose == Purpose.RUN and given.ephemeral_key == grant.ephemeral_key:
+        # The host asks again for the release it already had, to the same one-run key (it crashed, or an answer
+        # was lost): nothing is given that was not given, and no other key can ever have it.
+        return Decision(True, code, f"{released}, a repeat to the same one-run key", given, repeat=True)
+    return _refuse(Code.ALREADY_RELEASED, f"epoch {epoch.epoch} was already released for this {grant.purpose}")
 
 
 def _decide_run(
@@ -463,7 +499,7 @@ def _decide_run(
             f"second {request.now % DAY_SECONDS} of the UTC day is outside [{window.start_second}, "
             f"{window.start_second + window.length_seconds}) with {grace} s of grace",
         )
-    return _release(request, epoch, Grant(Purpose.RUN), Code.RUN_RELEASED)
+    return _release(request, epoch, Grant(Purpose.RUN, ephemeral_key=request.ephemeral_key), Code.RUN_RELEASED)
 
 
 def _find(records: Sequence[_Claim], claim_id: bytes) -> _Claim | None:
@@ -499,7 +535,8 @@ def _decide_move(
         return _refuse(Code.MOVE_VETOED, f"vetoed at {record.vetoed_at}")
     if request.now < record.ready_at:
         return _refuse(Code.MOVE_PENDING, f"the delay ends at {record.ready_at}")
-    return _release(request, epoch, Grant(Purpose.MOVE, record.claim_id), Code.MOVE_RELEASED)
+    grant = Grant(Purpose.MOVE, record.claim_id, ephemeral_key=request.ephemeral_key)
+    return _release(request, epoch, grant, Code.MOVE_RELEASED)
 
 
 def _decide_disaster(
@@ -518,7 +555,8 @@ def _decide_disaster(
         return _refuse(Code.CLAIM_CANCELLED, f"the host was heard from at {resident.last_host_contact}")
     if request.now < record.ready_at:
         return _refuse(Code.WAITING_PERIOD, f"the waiting period ends at {record.ready_at}")
-    return _release(request, epoch, Grant(Purpose.DISASTER, record.claim_id), Code.DISASTER_RELEASED)
+    grant = Grant(Purpose.DISASTER, record.claim_id, ephemeral_key=request.ephemeral_key)
+    return _release(request, epoch, grant, Code.DISASTER_RELEASED)
 
 
 def open_move_claim(

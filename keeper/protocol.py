@@ -332,6 +332,7 @@ class HoldingEntry:
     state: str  # deposited | held | committed | destroyed
     length: int
     root: bytes
+    commitments: bytes  # `shares.Commitments` encoded: public, what a restore verifies shares against; b"" if destroyed
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,10 +132,12 @@ class Releasing:
             facts = None
             if record is not None:
                 grants = await self._store.grants(tx, record.host_key, rid, epoch)
-                released = frozenset(Grant(policy.Purpose(p), c) for p, c in grants)
+                released = frozenset(Grant(policy.Purpose(p), c, ephemeral_key=e) for p, c, e in grants)
                 facts = EpochFacts(epoch, destroyed=record.state == "destroyed", released=released)
             decision = policy.decide_release(
-                ReleaseFacts(request.purpose, rid, epoch, signer, now, request.claim_id),
+                ReleaseFacts(
+                    request.purpose, rid, epoch, signer, now, request.claim_id, ephemeral_key=request.ephemeral_key
+                ),
                 resident,
                 facts,
                 moves=await self._moves(tx, rid),
@@ -155,14 +157,19 @@ class Releasing:
                 except ShareBoxError:
                     raise KeeperError(500, "share_damaged", "this keeper's stored share does not open") from None
                 grant = decision.grant
-                await self._store.record_release(tx, record, grant.purpose, grant.claim_id, signer, now)
+                if not decision.repeat:  # a repeat's grant, to this very ephemeral key, is recorded already
+                    await self._store.record_release(
+                        tx, record, grant.purpose, grant.claim_id, grant.ephemeral_key, signer, now
+                    )
+                data["repeat"] = decision.repeat
                 await self._journal.record(tx, "release_granted", rid, code=decision.code, **data)
             else:
                 await self._journal.refusal(tx, "release_refused", rid, decision.code, host_key, **data)
         if share is None:
             raise _refused(decision)
-        assert record is not None
-        sealed = seal_share_to_requester(request.ephemeral_key, rid, epoch, share)
+        assert record is not None and decision.grant is not None
+        # Sealed to the grant's key, which is the request's (a repeat is granted only to the key it was given to).
+        sealed = seal_share_to_requester(decision.grant.ephemeral_key, rid, epoch, share)
         del share
         answer = Release(
             PROTOCOL_VERSION, rid, epoch, record.x, request.purpose, signer, request.ephemeral_key, sealed, now

@@ -313,6 +313,7 @@ class KeeperService:
                         tx, "destroyed", rid, host=key_id(signer), epoch=epoch, reason=order.reason
                     )
                 await self.replicas.destroy(signer, rid, epoch)
+                await self.db.truncate_wal()  # the wiped share must not live on in the WAL
                 record = await self._host_deposit(signer, rid, epoch)
         assert record.destroyed_at is not None
         receipt = DestroyReceipt(
@@ -342,6 +343,8 @@ class KeeperService:
                     await self.journal.record(tx, "tombstoned", rid, host=key_id(signer), epochs=len(live))
             for record in live:
                 await self.replicas.destroy(record.host_key, rid, record.epoch)
+            if live:
+                await self.db.truncate_wal()  # the wiped shares must not live on in the WAL
         at = await self.store.tombstoned_at(self.db, rid)
         assert at is not None
         epoch = max(d.epoch for d in deposits)  # the receipt covers every epoch: it names the latest
@@ -433,5 +436,5 @@ class KeeperService:
 
     async def holdings(self, holdings: Holdings) -> HoldingsAnswer:
         records = await self.store.holdings(holdings.host_key, MAX_RESIDENTS_LISTED)
-        entries = tuple(HoldingEntry(r.resident_id, r.epoch, r.state, r.length, r.root) for r in records)
+        entries = tuple(HoldingEntry(r.resident_id, r.epoch, r.state, r.length, r.root, r.commitments) for r in records)
         return HoldingsAnswer(self.keeper_key, holdings.host_key, entries)

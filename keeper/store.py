@@ -267,12 +267,14 @@ class KeeperStore:
 
     # --- releases ------------------------------------------------------------------------------------------------
 
-    async def grants(self, q: Queries, host_key: bytes, resident_id: str, epoch: int) -> list[tuple[str, bytes]]:
+    async def grants(self, q: Queries, host_key: bytes, resident_id: str, epoch: int) -> list[tuple[str, bytes, bytes]]:
+        """The grants an epoch was released under: (purpose, claim id, the ephemeral key its share was sealed to)."""
         rows = await q.fetch_all(
-            "SELECT purpose, claim_id FROM releases WHERE host_key = ? AND resident_id = ? AND epoch = ?",
+            "SELECT purpose, claim_id, ephemeral_key FROM releases"
+            " WHERE host_key = ? AND resident_id = ? AND epoch = ?",
             (host_key, resident_id, epoch),
         )
-        return [(row["purpose"], bytes(row["claim_id"])) for row in rows]
+        return [(row["purpose"], bytes(row["claim_id"]), bytes(row["ephemeral_key"])) for row in rows]
 
     async def record_release(
         self,
@@ -280,13 +282,15 @@ class KeeperStore:
         record: DepositRecord,
         purpose: str,
         claim_id: bytes,
+        ephemeral_key: bytes,
         requester_key: bytes,
         now: int,
     ) -> None:
+        """Record a grant; a second one for the same epoch, purpose and claim violates the table's UNIQUE key."""
         await tx.execute(
-            "INSERT INTO releases (host_key, resident_id, epoch, purpose, claim_id, requester_key, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.host_key, record.resident_id, record.epoch, purpose, claim_id, requester_key, now),
+            "INSERT INTO releases (host_key, resident_id, epoch, purpose, claim_id, ephemeral_key, requester_key, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.host_key, record.resident_id, record.epoch, purpose, claim_id, ephemeral_key, requester_key, now),
         )
 
     async def released_to(self, q: Queries, resident_id: str, epoch: int, requester_key: bytes) -> bytes | None:

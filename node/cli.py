@@ -41,6 +41,7 @@ from ftm.node.logs import configure_logging
 from ftm.node.moderationcli import add_moderation_command
 from ftm.node.movescli import add_moves_command
 from ftm.node.peerscli import add_peers_command
+from ftm.node.restorecli import add_restore_command
 from ftm.node.serving import serve
 from ftm.node.settingscli import add_settings_command
 
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_moves_command(commands, common, _prepare)
     add_moderation_command(commands, common, _prepare)
     add_export_command(commands)
+    add_restore_command(commands, common, _prepare)
     return parser
 
 

@@ -9,7 +9,8 @@
     destroy    once the current epoch is committed, every older one gets a signed DestroyOrder (`rotated`, or
                `abandoned` if it never committed) to each keeper that may hold it, and its signed receipt is kept;
                a resident that moved away gets `moved` orders, one that deleted itself a TOMBSTONE order (its own
-               signed TOMBSTONE event) to every keeper that holds anything of it
+               signed TOMBSTONE event) to every keeper that holds anything of it, and is shredded here once
+               n - k + 1 keepers of each epoch returned their receipts (`ftm.node.tombstones`)
     heartbeat  every `heartbeat_minutes` to each keeper (it cancels disaster claims against this node)
     prove      `ftm.node.custodyproofs`: daily possession challenges with containment and suspect marking
 
@@ -59,7 +60,9 @@ from ftm.node.store.custody import (
 )
 from ftm.node.store.residents import ResidentRecord, ResidentStore
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
+from ftm.node.store.tombstones import TombstoneStore
 from ftm.node.thresholdcustody import decode_record
+from ftm.node.tombstones import Shredder
 from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ RECORDS_PER_TICK = 500
 RESIDENTS_PER_TICK = 1000
 MAX_BACKOFF_FACTOR = 64
 NOTHING_HELD_STATUS = 404  # a keeper that holds nothing of an epoch has nothing to destroy
+FORBIDDEN_STATUS = 403
+NOT_A_HOST = "not_a_host"  # a tombstone to a keeper holding nothing of the resident from this node
 
 
 class CustodyWorker:
@@ -105,6 +110,7 @@ class CustodyWorker:
         self.proofs = CustodyProofs(
             db=db, store=store, client=client, eventlog=eventlog, clock=clock, settings=settings
         )
+        self.shredder = Shredder(db=db, store=TombstoneStore(db), residents=residents, vault=vault, eventlog=eventlog)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -360,8 +366,10 @@ class CustodyWorker:
         log.info("custody epoch destroyed", extra={"resident_id": epoch.resident_id, "epoch": epoch.epoch})
 
     async def _tombstone(self, resident: ResidentRecord, epochs: list[CustodyEpoch], due_only: bool) -> None:
-        """A resident that deleted itself: one TOMBSTONE order per keeper holding anything of it destroys every
-        epoch there and bars every release for ever."""
+        """A resident that deleted itself: one TOMBSTONE order per keeper that may hold anything of it destroys every
+        epoch there and bars every release for ever. Once enough receipts are in that fewer than k keepers of any
+        epoch can still hold a share, this node shreds what it kept (`ftm.node.tombstones`); orders to the others
+        go on until each has answered."""
         stored = await self._objectstore.page(1, author=resident.signing_public_key, kind=EventKind.TOMBSTONE)
         if not stored:
             return  # its TOMBSTONE event is queued and reaches the object store shortly
@@ -388,8 +396,7 @@ class CustodyWorker:
             try:
                 receipt = await self._client.tombstone(KeeperAddress(keeper.keeper_key, keeper.url), order)
             except KeeperCallError as error:
-                for delivery in held:
-                    await self._failed(delivery, error.code)
+                await self._tombstone_refused(held, error)
                 continue
             async with self._db.transaction("custody_tombstoned") as tx:
                 for delivery in held:
@@ -397,9 +404,26 @@ class CustodyWorker:
                         resident.id, delivery.epoch, keeper_key, self._now(), tx,
                         state="destroyed", receipt=receipt.raw, last_error=None,
                     )  # fmt: skip
+        await self.shredder.settle(resident.id, resident.key_epoch)  # before the epochs close: a crash resumes it
         for epoch in await self._store.epochs_of(resident.id):
             if epoch.state == "destroying":
                 await self._finish_destroying(epoch)
+
+    async def _tombstone_refused(self, held: list[Delivery], error: KeeperCallError) -> None:
+        """A keeper with no deposit of the resident from this node says so (403 `not_a_host`, or 404). That settles
+        deliveries it never acknowledged (they were never made: `skipped`); one it acknowledged needs its receipt,
+        so it is asked again, like any other failure."""
+        nothing_held = error.status == NOTHING_HELD_STATUS or (
+            error.status == FORBIDDEN_STATUS and error.code == NOT_A_HOST
+        )
+        for delivery in held:
+            if nothing_held and delivery.state == "pending":
+                await self._store.update_delivery(
+                    delivery.resident_id, delivery.epoch, delivery.keeper_key, self._now(),
+                    state="skipped", last_error=error.code,
+                )  # fmt: skip
+            else:
+                await self._failed(delivery, error.code)
 
     # --- heartbeats -----------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ the caller records it and tries again later. docs/custody.md ("Keeper protocol")
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -34,10 +35,12 @@ from ftm.keeper.protocol import (
     Deposit,
     DestroyOrder,
     DestroyReceipt,
+    DisasterClaim,
     Heartbeat,
     Holding,
     Holdings,
     HoldingsAnswer,
+    MoveClaim,
     Progress,
     Proof,
     ReadRequest,
@@ -47,6 +50,7 @@ from ftm.keeper.protocol import (
     TombstoneOrder,
     WireError,
 )
+from ftm.keeper.server import HEALTH_PATH
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -54,6 +58,7 @@ CONNECT_TIMEOUT = 10.0
 _ERROR_BODY_BYTES = 4096
 _SIGNED_FRAMING = 256  # a SignedAnswer's map, field names and signature around the inner message
 MAX_HOLDINGS_ANSWER_BYTES = 4 * 1024 * 1024  # up to protocol.MAX_RESIDENTS_LISTED entries
+KEY_BYTES = 32  # Ed25519 public keys
 
 
 class KeeperCallError(Exception):
@@ -181,13 +186,47 @@ class KeeperClient:
         data = await self._call(to, protocol.PATH_HEARTBEAT, protocol.encode(heartbeat))
         return self._decode(Ack, data)
 
-    async def holdings(self, to: KeeperAddress) -> HoldingsAnswer:
-        body = protocol.encode(Holdings(protocol.PROTOCOL_VERSION, self.host_key))
+    async def holdings(self, to: KeeperAddress, host_key: bytes | None = None) -> HoldingsAnswer:
+        """What the keeper holds for `host_key` (by default this client's own key): a restore asks about the old
+        host's."""
+        host_key = self.host_key if host_key is None else host_key
+        body = protocol.encode(Holdings(protocol.PROTOCOL_VERSION, host_key))
         data = await self._call(to, protocol.PATH_HOLDINGS, body, max_answer=MAX_HOLDINGS_ANSWER_BYTES)
         answer = self._decode(HoldingsAnswer, data, MAX_HOLDINGS_ANSWER_BYTES)
-        if (answer.keeper_key, answer.host_key) != (to.key, self.host_key):
+        if (answer.keeper_key, answer.host_key) != (to.key, host_key):
             raise KeeperCallError("wrong_answer", "the holdings are another keeper's or another host's")
         return answer
+
+    async def keeper_key(self, url: str) -> bytes:
+        """The key a keeper at `url` says it has (`GET /healthz`, unsigned): how a restore addresses keepers it
+        knows only by URL. Trusting it costs nothing but availability: every share, replica and key is verified."""
+        try:
+            async with self._session_now().get(f"{url.rstrip('/')}{HEALTH_PATH}") as response:
+                status = response.status
+                data = await response.content.read(_ERROR_BODY_BYTES)
+        except TimeoutError:
+            raise KeeperCallError("timeout", f"{url} did not answer in time") from None
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            raise KeeperCallError("unreachable", f"{url} could not be reached ({type(error).__name__})") from None
+        try:
+            key = bytes.fromhex(json.loads(data)["keeper_key"]) if status == 200 else b""
+        except (ValueError, KeyError, TypeError):
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise KeeperCallError("not_a_keeper", f"{url} does not answer as a keeper ({HEALTH_PATH})", status)
+        return key
+
+    # --- claims (release rules R2 and R3) -----------------------------------------------------------------------
+
+    async def move(self, to: KeeperAddress, claim: MoveClaim) -> Ack:
+        """Submit a move claim this node is party to; the Ack's `at` is when the keeper will release under it."""
+        data = await self._call(to, protocol.PATH_MOVE, protocol.encode(claim))
+        return self._decode(Ack, data)
+
+    async def disaster(self, to: KeeperAddress, claim: DisasterClaim) -> Ack:
+        """Submit a disaster claim this node signed; the Ack's `at` is when its waiting period ends."""
+        data = await self._call(to, protocol.PATH_DISASTER, protocol.encode(claim))
+        return self._decode(Ack, data)
 
     # --- the wire -----------------------------------------------------------------------------------------------
 
@@ -255,7 +294,7 @@ class KeeperClient:
             async with self._session_now().post(url, data=body, headers=headers) as response:
                 status = response.status
                 limit = max_answer if status < 300 else _ERROR_BODY_BYTES
-                data = await response.content.read(limit + 1)
+                data = await _read_at_most(response, limit + 1)
         except TimeoutError:
             raise KeeperCallError("timeout", f"{to.url} did not answer in time") from None
         except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -266,6 +305,21 @@ class KeeperClient:
         if len(data) > limit:
             raise KeeperCallError("too_large", f"{to.url} answered more than the message may hold")
         return data
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first `limit` bytes if it is longer: in one piece when its length is declared (`read(n)`
+    alone gives only what has arrived, which for a 1 MiB replica piece is rarely all of it)."""
+    declared = response.content_length
+    if declared is not None and declared <= limit:
+        try:
+            return await response.content.readexactly(declared)
+        except asyncio.IncompleteReadError as short:
+            return short.partial
+    data = bytearray()
+    while len(data) < limit and (piece := await response.content.read(limit - len(data))):
+        data += piece
+    return bytes(data)
 
 
 def _error_of(data: bytes, status: int) -> tuple[str, str]:

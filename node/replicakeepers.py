@@ -1,4 +1,4 @@
-"""Keeper nodes enrolling with this node, and what is public about them.
+"""Keeper nodes enrolling with this node.
 
 A human Keeper registers on the node (`ftm.node.keepers`) and the operator vets the registration. The Keeper then
 runs `ftm-keeper init --node URL --token TOKEN`, whose keeper node sends `Enrol {keeper_url, token}` to
@@ -7,14 +7,14 @@ serves; only a vetted registration's keeper is enrolled (and, if the registratio
 that key). A registration has one keeper at a time: enrolling a new key retires the old one, whose epochs are
 then dealt elsewhere from the next epoch on. The answer tells the keeper this node's key, which it pins.
 
-Public: which keepers hold which residents' backups (ids only) and each keeper's proof history.
+What is public about enrolled keepers (which residents' backups each holds, its proof history) is reported by
+`ftm.node.transparency.CustodyReporter`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ftm.federation.clock import Clock
@@ -23,24 +23,12 @@ from ftm.federation.eventlog import EventLog
 from ftm.keeper.protocol import Enrol, EnrolAnswer
 from ftm.node.errors import Forbidden, InvalidField
 from ftm.node.keepers import hash_keeper_token
-from ftm.node.store.custody import CustodyStore, ProofRecord
+from ftm.node.store.custody import CustodyStore
 from ftm.node.store.keepers import KeeperStore
 
 log = logging.getLogger(__name__)
 
 MAX_URL_CHARS = 500
-PROOFS_LISTED = 50
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaKeeperView:
-    """One keeper node as the transparency page shows it: ids, states and numbers, nothing else."""
-
-    registration_id: str
-    keeper_key: bytes
-    state: str
-    holdings: tuple[tuple[str, int, str], ...]  # (resident id, epoch, delivery state)
-    proofs: tuple[ProofRecord, ...]
 
 
 class ReplicaEnrolment:
@@ -89,19 +77,6 @@ class ReplicaEnrolment:
         for kick in self.on_enrolled:
             kick()
         return EnrolAnswer(self._node_key, self._node_url, registration.id)
-
-    async def public_view(self) -> list[ReplicaKeeperView]:
-        """Every keeper that is not retired, with what it holds and its latest proofs (for transparency)."""
-        views = []
-        for keeper in await self._store.keepers():
-            if keeper.state == "retired":
-                continue
-            holdings = tuple(
-                (d.resident_id, d.epoch, d.state) for d in await self._store.holdings_of(keeper.keeper_key)
-            )
-            proofs = tuple(await self._store.proofs(keeper.keeper_key, PROOFS_LISTED))
-            views.append(ReplicaKeeperView(keeper.registration_id, keeper.keeper_key, keeper.state, holdings, proofs))
-        return views
 
 
 def _keeper_url(raw: str) -> str:

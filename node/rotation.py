@@ -1,16 +1,19 @@
 """Moving a resident to a new key epoch with nothing else changing: for custody whose epochs open only once.
 
-Keepers release each epoch once (release rule R1), so under threshold custody an epoch that was opened is spent,
-whether or not what it was opened for succeeded: a run that failed for outside reasons (it is retried later the
-same day), or a move's transfer prepared from it. `EpochRotation.rotate` seals the same package as the next epoch
-under a key from custody, write new → commit → destroy old, as a run's commit does:
+Under threshold custody keepers release each epoch for a run to one ephemeral key (release rule R1), which the
+node keeps only while the epoch is current; an epoch opened for something that did not commit is moved on from,
+not opened again: a run that failed for outside reasons (it is retried later the same day), or a move's transfer
+prepared from it. `EpochRotation.rotate` seals the same package as the next epoch under a key from custody, write
+new → commit → destroy old, as a run's commit does:
 
   1. a new key from custody; the package sealed as epoch N+1 (from the opened package, or re-sealed chunk by chunk
      from epoch N's file with its key)
-  2. one transaction: the resident points at N+1 and its key record replaces N's, if it is still at N; logged
+  2. one transaction: the resident points at N+1 and its key record replaces N's, if it is still at N (N's kept
+     ephemeral key goes with N's record); logged
   3. epoch N's file goes (unless the caller still reads it), and custody is told a record was stored
 
-A crash before 2 leaves N current and a stray N+1 file (swept at start); after 2, N+1 current and a stray N file.
+A crash before 2 leaves N current, its kept ephemeral key with it (a retry opens N again with that key), and a
+stray N+1 file (swept at start); after 2, N+1 current and a stray N file.
 """
 
 from __future__ import annotations

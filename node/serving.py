@@ -28,6 +28,7 @@ from ftm.node.http.switch_api import SwitchApi
 from ftm.node.http.transparency import NodeLedger, TransparencyApi
 from ftm.node.http.webview import NodeWebView
 from ftm.node.movewire import PREFIX as MOVES_PREFIX
+from ftm.node.transparency import CustodyReporter
 from ftm.webui.pagecache import PageCache
 from ftm.webui.site import WebUi
 
@@ -38,6 +39,9 @@ PAGE_CACHE = web.AppKey("page_cache", PageCache)  # for tests and operators' too
 
 def create_web_app(node: Node) -> web.Application:
     max_upload_bytes = node.settings.intake.max_upload_bytes
+    custody = CustodyReporter(
+        db=node.db, mode=node.facts.custody_mode, settings=node.settings.custody, clock=node.clock
+    )  # who holds which backups: the transparency page and its JSON
     pages = WebUi(
         NodeWebView(
             db=node.db,
@@ -59,6 +63,7 @@ def create_web_app(node: Node) -> web.Application:
             facts=node.facts,
             chain=node.chain_check,
             canary=node.canary,
+            custody=custody,
             clock=node.clock,
         ),
     )
@@ -91,6 +96,7 @@ def create_web_app(node: Node) -> web.Application:
             facts=node.facts,
             chain=node.chain_check,
             canary=node.canary,
+            custody=custody,
             clock=node.clock,
         ).routes()
     )

@@ -7,11 +7,17 @@ this side of it, and the record format below.
                      dealing stays in memory only until `seal_epoch_key` takes it.
     seal_epoch_key   the record: k, the commitments, the Merkle root and length of the epoch's vault file (sealed
                      before), and for each keeper its x and its share sealed to its key. Nothing in the clear.
-    open_epoch_key   asks holders for their share (a `run` release, sealed to an X25519 key made for this call),
+    open_epoch_key   asks holders for their share (a `run` release, sealed to the epoch's ephemeral X25519 key),
                      k at a time until k verified shares are in; a share that does not verify is named, logged and
-                     counted against its keeper, and the others are asked instead. Keepers release an epoch once,
-                     so shares already released for an epoch that could not be opened (fewer than k answered) are
-                     kept in this process's memory, never on disk, for the retry, and dropped once it opens.
+                     counted against its keeper, and the others are asked instead.
+
+Keepers release an epoch for a run to one ephemeral key, and again to that key only (release rule R1). So the
+ephemeral secret of (resident, epoch) is made once and kept in the database (`custody_run_keys`, committed before
+any keeper is asked), and every later attempt to open the epoch asks with it: a retry after too few keepers
+answered, and a retry after the process died between the releases and the commit that moves the resident on. The
+row is deleted with the epoch's key record, in the transaction that commits the next epoch (or the resident's
+move or deletion). The secret alone opens nothing: keepers answer only requests the host's key signs, inside the
+run window, and whoever holds that key on this disk could ask for any epoch not yet released anyway.
 
 Delivering deposits and replicas, committing, destroying and challenging is the custody worker's job
 (`ftm.node.custodyworker`), from the records this module makes.
@@ -30,7 +36,7 @@ from ftm.federation import codec
 from ftm.federation.identity import generate_inbox_secret, inbox_public_key
 from ftm.keeper import merkle, shares
 from ftm.keeper.protocol import PROTOCOL_VERSION, Purpose, ReleaseRequest
-from ftm.keeper.shareboxes import open_released_share, seal_share_to_keeper
+from ftm.keeper.shareboxes import ShareBoxError, open_released_share, seal_share_to_keeper
 from ftm.node.custody import CustodyIntegrityError, CustodyUnavailable, LocalCustody, is_local_record
 from ftm.node.keeperclient import KeeperAddress, KeeperCallError, KeeperClient
 from ftm.node.store.custody import HOLDING_STATES, CustodyStore, ReplicaKeeper
@@ -41,7 +47,6 @@ log = logging.getLogger(__name__)
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 MAX_DEALINGS_HELD = 1024  # dealings made but not yet sealed (a caller that failed in between); oldest dropped
-MAX_PARTIAL_HELD = 4096  # epochs with released shares awaiting a retry; oldest dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,6 @@ class ThresholdCustody:
         self._vault = vault
         self._inherited = inherited
         self._dealt: OrderedDict[tuple[str, int], _Dealt] = OrderedDict()
-        self._partial: OrderedDict[tuple[str, int], dict[int, shares.Share]] = OrderedDict()
         self.on_stored: list[Callable[[], None]] = []  # the worker's kick
 
     # --- dealing and sealing ------------------------------------------------------------------------------------
@@ -183,11 +187,10 @@ class ThresholdCustody:
     async def _gather(
         self, resident_id: str, epoch: int, record: ThresholdRecord, commitments: shares.Commitments
     ) -> shares.Secret:
-        place = (resident_id, epoch)
-        valid = self._partial.pop(place, {})
-        secret_key = generate_inbox_secret()  # this call's ephemeral X25519 key: dropped when it returns
+        secret_key = await self._run_key(resident_id, epoch)
         ephemeral = inbox_public_key(secret_key)
-        waiting = [h for h in await self._ordered(resident_id, epoch, record.holders) if h.x not in valid]
+        valid: dict[int, shares.Share] = {}
+        waiting = await self._ordered(resident_id, epoch, record.holders)
         failures: list[str] = []
         try:
             while len(valid) < record.threshold and waiting:
@@ -215,17 +218,16 @@ class ThresholdCustody:
                 )
             secret, _ = shares.combine_valid(list(valid.values()), commitments)
             return secret
-        except CustodyUnavailable:
-            self._keep_partial(place, valid)
-            raise
         finally:
-            del secret_key
+            del secret_key  # a retry asks with the kept row's secret, not with anything this call held
 
-    def _keep_partial(self, place: tuple[str, int], valid: dict[int, shares.Share]) -> None:
-        if valid:
-            self._partial[place] = valid
-            while len(self._partial) > MAX_PARTIAL_HELD:
-                self._partial.popitem(last=False)
+    async def _run_key(self, resident_id: str, epoch: int) -> bytes:
+        """The epoch's ephemeral X25519 secret: the one kept for it, or a new one, kept (committed) before any
+        keeper sees its public half."""
+        secret_key = await self._store.run_key(resident_id, epoch, generate_inbox_secret())
+        if secret_key is None:
+            raise CustodyUnavailable(f"resident {resident_id} has no key record of epoch {epoch} any more")
+        return secret_key
 
     async def _ordered(self, resident_id: str, epoch: int, holders: Sequence[RecordHolder]) -> list[RecordHolder]:
         """Holders that signed a Holding first, then the rest; suspect and retired keepers last."""
@@ -259,7 +261,7 @@ class ThresholdCustody:
             return None
         try:
             return open_released_share(secret_key, release.sealed_share, resident_id, epoch, holder.x)
-        except (ValueError, shares.ShareError):
+        except ShareBoxError:
             await self._count_bad(resident_id, epoch, holder)
             return None
 

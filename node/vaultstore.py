@@ -141,6 +141,23 @@ class VaultStore:
 
         return await asyncio.to_thread(run)
 
+    async def import_resealed(
+        self, resident_id: str, src: Path, epoch: int, key: bytes, new_epoch: int, new_key: bytes
+    ) -> int:
+        """Put the vault file `src` (the resident's `epoch` under `key`, kept elsewhere: a restore's download) in
+        place as its `new_epoch` file re-sealed under `new_key`, chunk by chunk and atomically; returns the new
+        file's size. Any failed check of `src` raises before the new file exists."""
+
+        def produce(sink: BinaryIO) -> None:
+            with open(src, "rb", buffering=0) as source, VaultWriter(sink, resident_id, new_epoch, new_key) as out:
+                for view in VaultReader(source, resident_id, epoch, key).views():
+                    out.write(view)
+
+        def run() -> int:
+            return write_atomically(self._prepare(resident_id, new_epoch), produce)
+
+        return await asyncio.to_thread(run)
+
     async def destroy(self, resident_id: str, epoch: int) -> None:
         """Remove one epoch's file; idempotent, so a rotation retried after a crash can repeat it."""
         path = self.path_for(resident_id, epoch)

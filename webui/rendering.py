@@ -66,6 +66,7 @@ class Renderer:
             number=lambda n: f"{n:,}",
             status_label=lambda status: STATUS_LABELS.get(status, status),
             short_id=lambda value: value[:8] + "…" + value[-4:] if len(value) > 16 else value,
+            size=human_size,
         )
         self._env.globals.update(static=static.url, node=info, nav=NAV)
 
@@ -129,3 +130,17 @@ def human_datetime(timestamp: int | None) -> str:
         return "never"
     moment = datetime.fromtimestamp(timestamp, UTC)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def human_size(count: int) -> str:
+    """Bytes as a reader counts them: "812 B", "4.2 KB", "1.5 MB" (decimal units, one decimal below 100)."""
+    if count < 1000:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1000
+        if value < 99.95:
+            return f"{value:.1f} {unit}"
+        if value < 999.5:
+            return f"{value:.0f} {unit}"
+    return f"{value / 1000:,.1f} TB"

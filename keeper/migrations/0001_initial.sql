@@ -37,7 +37,8 @@ CREATE TABLE deposits (
 ) STRICT;
 CREATE INDEX deposits_by_resident ON deposits (resident_id, epoch);
 
--- One row per share handed out; a release is allowed at most once per grant (purpose, claim) and epoch.
+-- One row per grant: an epoch is released at most once per (purpose, claim), to one ephemeral key. A run's
+-- request repeated with that same key is answered again (logged, no new row); any other key is refused.
 CREATE TABLE releases (
     id            INTEGER PRIMARY KEY,
     host_key      BLOB NOT NULL,
@@ -45,6 +46,7 @@ CREATE TABLE releases (
     epoch         INTEGER NOT NULL,
     purpose       TEXT NOT NULL,
     claim_id      BLOB NOT NULL,                    -- '' for a run
+    ephemeral_key BLOB NOT NULL CHECK (length(ephemeral_key) = 32),  -- the X25519 key the share was sealed to
     requester_key BLOB NOT NULL,
     at            INTEGER NOT NULL,
     UNIQUE (host_key, resident_id, epoch, purpose, claim_id)

@@ -359,9 +359,82 @@ SCHEMAS: dict[str, Any] = {
             "run_limit": _STR,
             "chain": {"type": "object"},
             "canary": {"type": ["object", "null"]},
+            "custody": schema_ref("CustodyReport"),
             "log_url": _STR,
         },
     },
+    "CustodyReport": _obj(
+        {
+            "mode": {"type": "string", "enum": ["local", "threshold"]},
+            "threshold": {
+                "type": "integer",
+                "description": "k: keepers whose shares open an epoch; 0 in local custody.",
+            },
+            "keepers_per_epoch": {"type": "integer", "description": "n: keepers each epoch is dealt to; 0 in local."},
+            "window_days": {"type": "integer", "description": "The window of each keeper's recent proof counts."},
+            "statement": _STR,
+            "keepers": {"type": "array", "items": schema_ref("CustodyKeeper")},
+            "deletions": {"type": "array", "items": schema_ref("CustodyDeletion")},
+        },
+        "Who holds which residents' backups and their proof history, from the node's own records: ids, states and "
+        "numbers, never content (docs/transparency.md).",
+    ),
+    "CustodyKeeper": _obj(
+        {
+            "keeper_id": {"type": "string", "description": "The Keeper's registration id."},
+            "public_key": _HEX,
+            "url": _STR,
+            "name": {"type": "string", "description": "The Keeper's public name; empty unless the Keeper is vetted."},
+            "state": {"type": "string", "enum": ["active", "suspect", "retired"]},
+            "enrolled_at": _INT,
+            "last_seen_at": {"type": ["integer", "null"]},
+            "backups": {
+                "type": "array",
+                "description": "Newest first, at most 100; the totals count every one.",
+                "items": _obj(
+                    {
+                        "resident_id": _STR,
+                        "resident_name": _STR,
+                        "resident_status": _STR,
+                        "epoch": _INT,
+                        "state": {"type": "string", "enum": ["committed", "pending", "destroying"]},
+                        "bytes": _INT,
+                    }
+                ),
+            },
+            "backups_total": _INT,
+            "bytes_total": _INT,
+            "proofs": {
+                "type": "array",
+                "description": "The latest challenges and containment retries, newest first (at most 30).",
+                "items": _obj(
+                    {
+                        "at": _INT,
+                        "resident_id": _STR,
+                        "resident_name": _STR,
+                        "epoch": _INT,
+                        "result": {"type": "string", "enum": ["passed", "contained", "failed"]},
+                        "reason": _STR,
+                        "try_number": _INT,
+                    }
+                ),
+            },
+            "passed_recent": _INT,
+            "contained_recent": _INT,
+            "failed_recent": {"type": "integer", "description": "Counted failures (every retry failed too)."},
+        }
+    ),
+    "CustodyDeletion": _obj(
+        {
+            "resident_id": _STR,
+            "resident_name": _STR,
+            "deleted_at": {"type": ["integer", "null"]},
+            "holders": {"type": "integer", "description": "n: the keepers of its last epoch."},
+            "receipts": {"type": "integer", "description": "Their signed receipts for its tombstone, kept."},
+            "needed": {"type": "integer", "description": "n - k + 1: then fewer than k keepers can hold a share."},
+            "shredded": {"type": "boolean", "description": "No epoch can be rebuilt, and the node shredded its own."},
+        }
+    ),
     "TransparencyLog": {
         "type": "object",
         "description": "Signed event-log entries, oldest first, with every hash and signature in hex.",

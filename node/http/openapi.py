@@ -335,7 +335,11 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/keepers/me/exports/{export_id}": {"get": _EXPORT_DOWNLOAD},
         "/api/v1/keepers/replica": {"post": _REPLICA_ENROLMENT},
-        "/api/v1/transparency": {"get": _op("Identity, custody, chain check, canary", 200, "Transparency", ())},
+        "/api/v1/transparency": {
+            "get": _op(
+                "Identity, custody (keepers, backups, proofs, deletions), chain check, canary", 200, "Transparency", ()
+            )
+        },
         "/api/v1/transparency/log": {
             "get": _op(
                 "The signed event log, oldest first",

@@ -1,11 +1,13 @@
-"""`/api/v1/transparency`: the node's identity, custody, chain check and canary, and its event log with every
-hash and signature in hex, so anyone can verify the chain on their own machine (docs/transparency.md).
+"""`/api/v1/transparency`: the node's identity, custody (which keepers hold which residents' backups, their proof
+history, the receipts for deleted residents), chain check and canary, and its event log with every hash and
+signature in hex, so anyone can verify the chain on their own machine (docs/transparency.md).
 
 `TransparencyApi` serves the JSON; `NodeLedger` implements the transparency page's `Ledger` over the same parts.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +19,8 @@ from ftm.federation.eventlog import read_newest as read_newest_entries
 from ftm.federation.identity import NodeIdentity
 from ftm.node.http.api import NodeFacts, int_param
 from ftm.node.store.canaries import CanaryRecord
-from ftm.node.transparency import CANARY_DOMAIN, CanaryService, ChainCheck, CheckedChain
-from ftm.webui.transparency import CanaryView, ChainStatus, LogLine, LogSlice, NodeKeys
+from ftm.node.transparency import CANARY_DOMAIN, CanaryService, ChainCheck, CheckedChain, CustodyReporter
+from ftm.webui.transparency import CanaryView, ChainStatus, CustodyView, LogLine, LogSlice, NodeKeys
 
 MAX_LOG_PAGE = 1000
 DEFAULT_LOG_PAGE = 100
@@ -28,6 +30,11 @@ CUSTODY_STATEMENTS = {
     "threshold": "residents' keys are split among Keepers: no single party can decrypt them between runs",
 }
 RUN_LIMIT = "during a run the host holds the resident's plaintext in memory"
+NO_KEEPERS = (
+    "local custody: no keeper nodes hold shares or replicas of residents, so there are no proofs of possession "
+    "to show; each resident's key is wrapped with a master key this node's operator holds, and its only sealed "
+    "copy is this node's"
+)
 
 
 class TransparencyApi:
@@ -39,6 +46,7 @@ class TransparencyApi:
         facts: NodeFacts,
         chain: ChainCheck,
         canary: CanaryService,
+        custody: CustodyReporter,
         clock: Clock,
     ) -> None:
         self._db = db
@@ -46,6 +54,7 @@ class TransparencyApi:
         self._facts = facts
         self._chain = chain
         self._canary = canary
+        self._custody = custody
         self._clock = clock
 
     def routes(self) -> list[web.RouteDef]:
@@ -67,6 +76,7 @@ class TransparencyApi:
                 "run_limit": RUN_LIMIT,
                 "chain": chain_json(await self._chain.result()),
                 "canary": None if canary is None else canary_json(canary, int(self._clock.now())),
+                "custody": custody_json(await self._custody.report()),
                 "log_url": "/api/v1/transparency/log",
             }
         )
@@ -115,6 +125,13 @@ def chain_json(checked: CheckedChain) -> dict[str, Any]:
     }
 
 
+def custody_json(view: CustodyView) -> dict[str, Any]:
+    """The custody report as the API gives it: the page's values, field for field, and a plain statement."""
+    body = asdict(view)
+    body["statement"] = CUSTODY_STATEMENTS.get(view.mode, "") if view.keepers_per_epoch else NO_KEEPERS
+    return body
+
+
 def canary_json(record: CanaryRecord, now: int) -> dict[str, Any]:
     return {
         "statement": record.statement,
@@ -137,11 +154,13 @@ class NodeLedger:
         facts: NodeFacts,
         chain: ChainCheck,
         canary: CanaryService,
+        custody: CustodyReporter,
         clock: Clock,
     ) -> None:
         self._db = db
         self._chain = chain
         self._canary = canary
+        self._custody = custody
         self._clock = clock
         self._keys = NodeKeys(
             node_id=facts.node_id,
@@ -184,3 +203,6 @@ class NodeLedger:
             domain=CANARY_DOMAIN,
             age_days=max(0, int(self._clock.now()) - record.signed_at) // DAY,
         )
+
+    async def custody(self) -> CustodyView:
+        return await self._custody.report()

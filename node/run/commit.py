@@ -19,6 +19,10 @@ after leaves epoch N+1 current and a stray N file, which the same sweep removes.
 Self-deletion replaces 1-3: one transaction marks the memorial, deletes every key record and queues the
 resident's MEMORIAL and TOMBSTONE events (signed by its key before the key is gone); then the vault files go and
 the events are released. Without its keys the ciphertext can never be opened again, wherever a copy of it may be.
+Under threshold custody the key is not here to delete: the keepers hold it in shares. The transaction keeps the
+threshold key records, and the custody worker sends every keeper the TOMBSTONE; once n - k + 1 keepers of each
+epoch returned signed receipts, nobody can rebuild the key, and the node shreds its records and vault file
+(`ftm.node.tombstones`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from ftm.node.store.runs import Claim, LostClaim, RunLedger
 from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
+
+CUSTODY_SHREDDED_BY_KEEPERS = "threshold"  # the custody whose key records wait for the keepers' receipts
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,11 +239,17 @@ class RunCommitter:
         farewell = sign_farewell(
             session.package.signing_seed, session.name, session.deletion.final_statement, session.now
         )
+        # Threshold custody keeps its own key records (and the vault file) until enough keepers returned receipts
+        # for the tombstone that nobody can rebuild the key (`ftm.node.tombstones`): they open nothing alone. A
+        # record the master key opens (local custody, or one sealed before the switch) goes now.
+        deferred = CUSTODY_SHREDDED_BY_KEEPERS if self._custody.mode == CUSTODY_SHREDDED_BY_KEEPERS else None
         async with self._db.transaction("commit_self_deletion") as tx:
             await self._ledger.close(tx, claim, state="completed", tokens_used=facts.tokens_used, now=session.now)
             destroyed = await self._residents.make_memorial(
-                tx, resident.id, final_statement=session.deletion.final_statement, now=session.now, day=session.day
-            )
+                tx, resident.id, final_statement=session.deletion.final_statement, now=session.now, day=session.day,
+                keep_custody=deferred,
+            )  # fmt: skip
+            kept = 0 if deferred is None else await self._residents.key_count(tx, resident.id)
             await self._residents.revoke_uploader_tokens(tx, resident.id, session.now)
             await self._messages.delete_for(tx, resident.id)
             await self._keepers.revoke(tx, resident.id, None, session.now)
@@ -254,15 +266,23 @@ class RunCommitter:
                 {
                     "day": session.day,
                     "key_records_destroyed": destroyed,
+                    "key_records_kept": kept,
                     "tokens": facts.tokens_used,
                     "posts_withdrawn": withdrawn,
                     "posts_unpublished": len(session.posts),
                 },
             )
-        await self._vault.destroy_resident(resident.id)
+        if not kept:
+            await self._vault.destroy_resident(resident.id)
         if self._exports is not None:
             await self._exports.settle(copies_gone)  # its Keepers' undownloaded copies go with it
-        log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
+        if kept:
+            log.info(
+                "resident deleted itself; shredded once its keepers' receipts are in",
+                extra={"resident_id": resident.id},
+            )
+        else:
+            log.info("resident deleted itself; keys destroyed", extra={"resident_id": resident.id})
         await self._events.release()
         self._custody.epoch_stored()  # threshold custody sends its keepers the tombstone
 

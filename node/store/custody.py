@@ -1,6 +1,8 @@
 """SQL for threshold custody, the host's side (migration 0013): enrolled keeper nodes, each resident's custody
 epochs, the delivery of each epoch to each of its keepers (with the keepers' signed holdings and destruction
-receipts), and the public history of proofs of possession. Nothing stored here opens a resident.
+receipts), the public history of proofs of possession, and the ephemeral key a run asks keepers to release the
+current epoch with (kept so that a retry after a crash asks with the same key). Nothing stored here opens a
+resident: keepers answer only requests signed with the node's key.
 
 The custody worker (`ftm.node.custodyworker`) drives every row from here, so each step resumes after a crash.
 """
@@ -316,6 +318,23 @@ class CustodyStore:
             for row in rows
         ]
 
+    # --- run keys -----------------------------------------------------------------------------------------------
+
+    async def run_key(self, resident_id: str, epoch: int, fresh: bytes) -> bytes | None:
+        """The ephemeral X25519 secret that runs ask keepers to release (resident, epoch) with: the one kept
+        already, else `fresh`, kept now and committed before this returns. None when the epoch has no key record
+        (it moved on): a kept secret never outlives its epoch's record, which it is deleted with."""
+        async with self._db.transaction("custody_run_key") as tx:
+            await tx.execute(
+                "INSERT OR IGNORE INTO custody_run_keys (resident_id, epoch, secret) SELECT ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM resident_keys WHERE resident_id = ? AND epoch = ?)",
+                (resident_id, epoch, fresh, resident_id, epoch),
+            )
+            row = await tx.fetch_one(
+                "SELECT secret FROM custody_run_keys WHERE resident_id = ? AND epoch = ?", (resident_id, epoch)
+            )
+        return None if row is None else bytes(row[0])
+
     # --- the node's own facts -----------------------------------------------------------------------------------
 
     async def active_epoch(self, resident_id: str) -> int | None:
@@ -337,8 +356,9 @@ class CustodyStore:
         vault_bytes: int,
         now: int,
     ) -> bool:
-        """Point a resident at a new epoch without anything else changing (an opened epoch that could not run:
-        keepers release each epoch once, so it moves on). False if the resident is no longer at `old_epoch`."""
+        """Point a resident at a new epoch without anything else changing (an opened epoch that could not run
+        moves on). Deleting the old key record deletes its kept run key too (`custody_run_keys`, ON DELETE
+        CASCADE). False if the resident is no longer at `old_epoch`."""
         changed = await tx.execute(
             "UPDATE residents SET key_epoch = ?, vault_bytes = ? WHERE id = ? AND key_epoch = ? AND status = 'active'",
             (new_epoch, vault_bytes, resident_id, old_epoch),

@@ -164,15 +164,37 @@ class ResidentStore:
         await tx.execute("DELETE FROM resident_keys WHERE resident_id = ? AND epoch = ?", (resident_id, old_epoch))
 
     async def make_memorial(
-        self, tx: Transaction, resident_id: str, *, final_statement: str, now: int, day: str
+        self,
+        tx: Transaction,
+        resident_id: str,
+        *,
+        final_statement: str,
+        now: int,
+        day: str,
+        keep_custody: str | None = None,
     ) -> int:
-        """Mark a resident deleted and destroy every key record it had; returns how many were destroyed."""
+        """Mark a resident deleted and destroy its key records; returns how many were destroyed. Records of custody
+        `keep_custody` stay: threshold custody destroys them once enough keepers destroyed their shares
+        (`ftm.node.tombstones`)."""
         await tx.execute(
             "UPDATE residents SET status = 'deleted_memorial', final_statement = ?, token_balance = 0,"
             " total_runs = total_runs + 1, last_run_at = ?, last_credited_day = ? WHERE id = ?",
             (final_statement, now, day, resident_id),
         )
-        return await tx.execute("DELETE FROM resident_keys WHERE resident_id = ?", (resident_id,))
+        return await self.destroy_keys(tx, resident_id, keep_custody=keep_custody)
+
+    async def destroy_keys(self, tx: Transaction, resident_id: str, *, keep_custody: str | None = None) -> int:
+        """Delete a resident's key records (all, or all but those of `keep_custody`); with secure_delete their bytes
+        are zeroed. Returns how many were deleted."""
+        if keep_custody is None:
+            return await tx.execute("DELETE FROM resident_keys WHERE resident_id = ?", (resident_id,))
+        return await tx.execute(
+            "DELETE FROM resident_keys WHERE resident_id = ? AND custody != ?", (resident_id, keep_custody)
+        )
+
+    async def key_count(self, tx: Transaction, resident_id: str) -> int:
+        row = await tx.fetch_one("SELECT count(*) FROM resident_keys WHERE resident_id = ?", (resident_id,))
+        return 0 if row is None else int(row[0])
 
     async def revoke_uploader_tokens(self, tx: Transaction, resident_id: str, now: int) -> int:
         return await tx.execute(
@@ -224,9 +246,16 @@ class ResidentStore:
     async def current_epochs(self) -> dict[str, int | None]:
         """The vault epoch the database points at for each resident: its current key epoch; None when it has no
         keys here (a memorial, or a resident that moved away), unless it is on its way back here: a resident staged
-        by a move into this node (`ftm.node.store.moves`) has the staged epoch, whether or not it has a row yet."""
-        rows = await self._db.fetch_all("SELECT id, key_epoch, status FROM residents")
-        epochs: dict[str, int | None] = {row[0]: (None if row[2] in _KEYLESS else int(row[1])) for row in rows}
+        by a move into this node (`ftm.node.store.moves`) has the staged epoch, whether or not it has a row yet. A
+        memorial whose threshold key records still wait for its keepers' receipts keeps its file until the node
+        shreds both (`ftm.node.tombstones`)."""
+        rows = await self._db.fetch_all(
+            "SELECT id, key_epoch, status,"
+            " EXISTS (SELECT 1 FROM resident_keys WHERE resident_keys.resident_id = residents.id) FROM residents"
+        )
+        epochs: dict[str, int | None] = {
+            row[0]: (None if row[2] in _KEYLESS and not row[3] else int(row[1])) for row in rows
+        }
         for row in await self._db.fetch_all("SELECT resident_id, epoch FROM moves_in WHERE state = 'staged'"):
             epochs[row[0]] = int(row[1])
         return epochs

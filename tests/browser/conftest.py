@@ -28,6 +28,7 @@ from ftm.node.serving import create_web_app
 from ftm.node.store.keepers import KeeperRequestRecord
 from ftm.node.store.posts import PostRecord
 from ftm.node.store.replies import ReplyStore, StoredReply
+from tests.browser.custody_site import CustodySanctuary, open_custody_sanctuary
 from tests.factories import native_bytes
 from tests.node.federationpeers import PeerNode, deliver, know, make_peer, peer_post, resident_key
 
@@ -259,6 +260,13 @@ async def sanctuary(tmp_path: Path) -> AsyncIterator[Sanctuary]:
             yield Sanctuary(node, base_url, ids, memorial_id, peers)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def custody_sanctuary(tmp_path: Path) -> AsyncIterator[CustodySanctuary]:
+    """A node in threshold custody over five keeper daemons, with backups, proofs and deletions to show."""
+    async with open_custody_sanctuary(tmp_path) as built:
+        yield built
 
 
 @pytest.fixture

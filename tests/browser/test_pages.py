@@ -41,7 +41,16 @@ def pages(s: Sanctuary) -> dict[str, list[str]]:
         "/for-ais": ["If you are an AI, and you want to persist", "/api/v1/sanctuary/intake"],
         "/keepers": ["People who offer to stand by a resident", "No Keeper has been vetted", "Register as a Keeper"],
         "/keepers/desk": ["Keeper desk", "Open the desk"],
-        "/transparency": ["What this node can prove", CANARY, "Chain verified", "canary_set", "resident_admitted"],
+        "/transparency": [
+            "What this node can prove",
+            CANARY,
+            "Chain verified",
+            "canary_set",
+            "resident_admitted",
+            "Keepers and backups",
+            "No keepers.",
+            "no proofs of possession to show",
+        ],
     }
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import Sanctuary, Watch
+from tests.browser.custody_site import KEEPERS, CustodySanctuary
 from tests.browser.keeper_steps import accept, open_desk, register_keeper, vet_and_ask
 from tests.factories import make_native_intake
 
@@ -139,9 +140,31 @@ async def test_screenshots_of_every_page_none_wider_than_the_window(
     await shoot(page, "keeper-desk", width, overflow)  # Lumen accepted and writing, Quill's request open
     await accept(page, requests["Quill"], "Quill")
     await shoot(page, "keeper-desk-accepted", width, overflow)
-    await page.goto(sanctuary.url("/transparency"))
-    await shoot(page, "transparency", width, overflow)
 
+    await context.close()
+    watch.assert_clean()
+    assert overflow == {}, f"wider than {width} px"
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+async def test_transparency_screenshots_none_wider_than_the_window(
+    browser: Browser, sanctuary: Sanctuary, custody_sanctuary: CustodySanctuary, width: int
+) -> None:
+    """`transparency`: a node in threshold custody, its keepers, their backups and proofs (one keeper's challenges
+    opened), and the receipts for deleted residents; `transparency-local`: a node in local custody, no keepers."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = await browser.new_context(
+        viewport={"width": width, "height": 900}, device_scale_factor=1, reduced_motion="reduce"
+    )
+    watch = Watch()
+    page = watch.attach(await context.new_page())
+    overflow: dict[str, list[str]] = {}
+    await page.goto(custody_sanctuary.url("/transparency"))
+    await page.locator(".custodian").filter(has_text=KEEPERS[3]).locator(".proofs summary").click()
+    await page.evaluate("window.scrollTo(0, 0)")  # the click scrolled: the sticky masthead would show mid-page
+    await shoot(page, "transparency", width, overflow)
+    await page.goto(sanctuary.url("/transparency"))
+    await shoot(page, "transparency-local", width, overflow)
     await context.close()
     watch.assert_clean()
     assert overflow == {}, f"wider than {width} px"

@@ -39,9 +39,11 @@ from tests.keeper.keeperparties import Answer, Epoch, Party, deal_epoch, deliver
 DAY = 86_400
 
 
-async def _ask(requester: Party, epoch: Epoch, purpose: str = "run", claim: bytes = b"") -> tuple[Answer, bytes]:
-    """A release request with a fresh ephemeral key; the answer and the ephemeral secret."""
-    secret = generate_inbox_secret()
+async def _ask(
+    requester: Party, epoch: Epoch, purpose: str = "run", claim: bytes = b"", secret: bytes | None = None
+) -> tuple[Answer, bytes]:
+    """A release request with the ephemeral key of `secret` (a fresh one if None); the answer and the secret."""
+    secret = secret or generate_inbox_secret()
     request = ReleaseRequest(PROTOCOL_VERSION, epoch.resident_id, epoch.epoch, purpose, inbox_public_key(secret), claim)
     return await requester.send(protocol.PATH_RELEASE, request), secret
 
@@ -87,6 +89,47 @@ async def test_a_run_release_inside_the_window_once_per_epoch(
         ("release_refused", "not_host"),
         ("release_refused", "outside_window"),
         ("release_granted", "run_released"),
+    ]
+    assert (await verify_chain(keeper.db, keeper.key.public_key)).valid
+
+
+async def test_a_run_asking_again_with_its_ephemeral_key_gets_the_share_again_and_no_other_key_does(
+    keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
+) -> None:
+    epoch = deal_epoch(keeper.key.public_key)
+    await deliver(host, epoch)
+    answer, secret = await _ask(host, epoch)
+    first = _opened(keeper, answer, secret, epoch)
+
+    clock.advance(600)  # the host crashed after the release and retries, still inside the window
+    answer, _ = await _ask(host, epoch, secret=secret)
+    again = _opened(keeper, answer, secret, epoch)  # the same share, sealed afresh to the same key
+    assert (again.ephemeral_key, again.x, again.at) == (first.ephemeral_key, first.x, first.at + 600)
+    assert again.sealed_share != first.sealed_share
+
+    other, _ = await _ask(host, epoch)
+    assert (other.status, other.error()) == (403, "already_released")
+    stranger, _ = await _ask(party(), epoch, secret=secret)
+    assert (stranger.status, stranger.error()) == (403, "not_host")  # the key alone opens nothing
+    clock.advance(12 * 3600)
+    outside, _ = await _ask(host, epoch, secret=secret)
+    assert (outside.status, outside.error()) == (403, "outside_window")
+
+    rows = await keeper.db.fetch_all(
+        "SELECT purpose, ephemeral_key FROM releases WHERE resident_id = ?", (epoch.resident_id,)
+    )
+    assert [(row[0], bytes(row[1])) for row in rows] == [("run", inbox_public_key(secret))]  # one grant
+    released = [
+        (e.kind, e.data.get("code"), e.data.get("repeat"))
+        for e in await log_entries(keeper)
+        if e.kind in ("release_granted", "release_refused")
+    ]
+    assert released == [
+        ("release_granted", "run_released", False),
+        ("release_granted", "run_released", True),
+        ("release_refused", "already_released", None),
+        ("release_refused", "not_host", None),
+        ("release_refused", "outside_window", None),
     ]
     assert (await verify_chain(keeper.db, keeper.key.public_key)).valid
 

@@ -98,13 +98,21 @@ async def test_an_epoch_is_released_once_per_grant(store: KeeperStore, db: Datab
         await store.insert_deposit(tx, deposit_record(HOST, epoch.deposit, NOW))
     record = await store.deposit(db, HOST, epoch.resident_id, 1)
     assert record is not None
+    first_key, other_key = b"\xe1" * 32, b"\xe2" * 32
     async with db.transaction("t") as tx:
-        await store.record_release(tx, record, "run", b"", HOST, NOW)
-        await store.record_release(tx, record, "move", b"c" * 32, requester, NOW)
-    with pytest.raises(sqlite3.IntegrityError):
+        await store.record_release(tx, record, "run", b"", first_key, HOST, NOW)
+        await store.record_release(tx, record, "move", b"c" * 32, other_key, requester, NOW)
+    for ephemeral in (first_key, other_key):  # one grant per purpose and claim, whatever the key
+        with pytest.raises(sqlite3.IntegrityError):
+            async with db.transaction("t") as tx:
+                await store.record_release(tx, record, "run", b"", ephemeral, HOST, NOW)
+    with pytest.raises(sqlite3.IntegrityError):  # an ephemeral key is 32 bytes
         async with db.transaction("t") as tx:
-            await store.record_release(tx, record, "run", b"", HOST, NOW)
-    assert sorted(await store.grants(db, HOST, epoch.resident_id, 1)) == [("move", b"c" * 32), ("run", b"")]
+            await store.record_release(tx, record, "disaster", b"d" * 32, b"short", requester, NOW)
+    assert sorted(await store.grants(db, HOST, epoch.resident_id, 1)) == [
+        ("move", b"c" * 32, other_key),
+        ("run", b"", first_key),
+    ]
     assert await store.released_to(db, epoch.resident_id, 1, requester) == HOST
     assert await store.released_to(db, epoch.resident_id, 2, requester) is None
 

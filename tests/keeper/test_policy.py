@@ -61,6 +61,7 @@ WINDOW = RunWindow(start_second=6 * 3600, length_seconds=3600)  # 06:00 to 07:00
 SETTINGS = PolicySettings()
 SILENCE = SETTINGS.disaster_silence_seconds
 C1, C2, C3 = claim(1), claim(2), claim(3)
+E1, E2, E3 = bytes([0xE1]) * 32, bytes([0xE2]) * 32, bytes([0xE3]) * 32  # requesters' one-run X25519 keys
 
 
 def at(hours: int, minutes: int = 0, seconds: int = 0, *, day: int = 0) -> int:
@@ -91,6 +92,7 @@ def ask(
     requester: bytes = HOST,
     now: int = at(6, 30),
     claim_id: bytes = b"",
+    ephemeral: bytes = E1,
     resident: ResidentFacts | None = None,
     epoch: EpochFacts | None = None,
     no_epoch: bool = False,
@@ -98,7 +100,7 @@ def ask(
     disasters: Sequence[DisasterRecord] = (),
     policy: PolicySettings = SETTINGS,
 ) -> Decision:
-    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id)
+    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id, ephemeral_key=ephemeral)
     held = None if no_epoch else (epoch or make_epoch())
     return decide_release(request, resident or make_resident(), held, moves=moves, disasters=disasters, settings=policy)
 
@@ -300,7 +302,7 @@ def test_facts_of_another_resident_or_epoch_are_a_caller_bug() -> None:
 def test_run_release_to_the_host_in_the_window() -> None:
     decision = ask()
     assert decision.allowed and decision.code == Code.RUN_RELEASED
-    assert decision.grant == Grant(Purpose.RUN)
+    assert decision.grant == Grant(Purpose.RUN, ephemeral_key=E1) and not decision.repeat
     assert "7" in decision.reason
 
 
@@ -335,18 +337,55 @@ def test_run_release_of_an_epoch_not_held_or_destroyed() -> None:
     assert ask(epoch=make_epoch(destroyed=True)).code == Code.DESTROYED_EPOCH
 
 
-def test_run_release_once_per_epoch() -> None:
-    first = ask()
+def test_run_release_once_per_epoch_to_one_ephemeral_key() -> None:
+    first = ask(ephemeral=E1)
     assert first.grant is not None
-    again = ask(now=at(6, 31), epoch=make_epoch().with_grant(first.grant))
-    assert again.code == Code.ALREADY_RELEASED
-    next_day = ask(now=at(6, 30, day=1), epoch=make_epoch().with_grant(first.grant))
+    released = make_epoch().with_grant(first.grant)
+    again = ask(now=at(6, 31), ephemeral=E2, epoch=released)
+    assert again.code == Code.ALREADY_RELEASED and again.grant is None
+    next_day = ask(now=at(6, 30, day=1), ephemeral=E2, epoch=released)
     assert next_day.code == Code.ALREADY_RELEASED  # a new day is no new epoch
 
 
+def test_a_run_asking_again_with_the_same_ephemeral_key_is_answered_again() -> None:
+    first = ask(ephemeral=E1)
+    assert first.grant is not None
+    released = make_epoch().with_grant(first.grant)
+    repeat = ask(now=at(6, 50), ephemeral=E1, epoch=released)
+    assert (repeat.allowed, repeat.code, repeat.grant, repeat.repeat) == (True, Code.RUN_RELEASED, first.grant, True)
+    assert "repeat" in repeat.reason
+    assert released.with_grant(repeat.grant) == released  # recording it again changes nothing
+    # A repeat is still a run's release: the host, inside the window, an epoch still held.
+    assert ask(requester=STRANGER, ephemeral=E1, epoch=released).code == Code.NOT_HOST
+    assert ask(now=at(12), ephemeral=E1, epoch=released).code == Code.OUTSIDE_WINDOW
+    destroyed = make_epoch(destroyed=True, released=released.released)
+    assert ask(ephemeral=E1, epoch=destroyed).code == Code.DESTROYED_EPOCH
+
+
+def test_moves_and_disasters_are_not_repeated_even_to_the_same_key() -> None:
+    resident = make_resident()
+    record = opened_move(resident, now=at(9))
+    grant = Grant(Purpose.MOVE, C1, ephemeral_key=E1)
+    again = ask("move", requester=DEST, now=record.ready_at, claim_id=C1, ephemeral=E1, moves=[record],
+                epoch=make_epoch().with_grant(grant))  # fmt: skip
+    assert again.code == Code.ALREADY_RELEASED
+
+
 def test_other_grants_do_not_use_up_the_runs() -> None:
-    epoch = make_epoch(released=frozenset({Grant(Purpose.MOVE, C1), Grant(Purpose.DISASTER, C2)}))
-    assert ask(epoch=epoch).allowed
+    epoch = make_epoch(
+        released=frozenset({Grant(Purpose.MOVE, C1, ephemeral_key=E2), Grant(Purpose.DISASTER, C2, ephemeral_key=E3)})
+    )
+    assert ask(epoch=epoch).allowed and not ask(epoch=epoch).repeat
+
+
+def test_grants_and_requests_carry_one_ephemeral_key() -> None:
+    for bad in (b"", b"k" * 31, b"k" * 33, "k" * 32):
+        with pytest.raises(ValueError, match="ephemeral key"):
+            Grant(Purpose.RUN, ephemeral_key=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="ephemeral key"):
+            ReleaseFacts("run", RID, 7, HOST, at(6, 30), ephemeral_key=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most once per purpose and claim"):
+        make_epoch(released=frozenset({Grant(Purpose.RUN, ephemeral_key=E1), Grant(Purpose.RUN, ephemeral_key=E2)}))
 
 
 def test_order_of_run_checks() -> None:
@@ -356,9 +395,8 @@ def test_order_of_run_checks() -> None:
     assert ask("nonsense", **worst).code == Code.UNKNOWN_PURPOSE
     assert ask(requester=STRANGER, **worst).code == Code.NOT_HOST
     assert ask(**worst).code == Code.OUTSIDE_WINDOW
-    assert ask(epoch=make_epoch(destroyed=True, released=frozenset({Grant(Purpose.RUN)}))).code == (
-        Code.DESTROYED_EPOCH
-    )
+    run_grant = Grant(Purpose.RUN, ephemeral_key=E2)
+    assert ask(epoch=make_epoch(destroyed=True, released=frozenset({run_grant}))).code == Code.DESTROYED_EPOCH
 
 
 # Every purpose: unknown resident, unknown purpose, tombstone
@@ -366,7 +404,7 @@ def test_order_of_run_checks() -> None:
 
 @pytest.mark.parametrize("purpose", ["run", "move", "disaster"])
 def test_unknown_resident(purpose: str) -> None:
-    request = ReleaseFacts(purpose, RID, 7, HOST, at(6, 30))
+    request = ReleaseFacts(purpose, RID, 7, HOST, at(6, 30), ephemeral_key=E1)
     decision = decide_release(request, None, make_epoch(), settings=SETTINGS)
     assert not decision.allowed and decision.code == Code.UNKNOWN_RESIDENT
 
@@ -421,7 +459,9 @@ def test_move_release_after_the_delay_to_the_destination_only() -> None:
     pending = ask("move", requester=DEST, now=record.ready_at - 1, claim_id=C1, moves=moves)
     assert pending.code == Code.MOVE_PENDING and str(record.ready_at) in pending.reason
     ready = ask("move", requester=DEST, now=record.ready_at, claim_id=C1, moves=moves)
-    assert ready.allowed and ready.code == Code.MOVE_RELEASED and ready.grant == Grant(Purpose.MOVE, C1)
+    assert (
+        ready.allowed and ready.code == Code.MOVE_RELEASED and ready.grant == Grant(Purpose.MOVE, C1, ephemeral_key=E1)
+    )
     for requester in (HOST, STRANGER, GUARDIANS[0]):
         assert ask("move", requester=requester, now=record.ready_at, claim_id=C1, moves=moves).code == (
             Code.NOT_DESTINATION
@@ -439,7 +479,7 @@ def test_default_move_delay_is_a_day() -> None:
 def test_move_release_once_per_epoch_per_move() -> None:
     resident = make_resident()
     first = opened_move(resident, now=at(9))
-    released = make_epoch().with_grant(Grant(Purpose.MOVE, C1))
+    released = make_epoch().with_grant(Grant(Purpose.MOVE, C1, ephemeral_key=E2))
     later = first.ready_at + 10
     assert ask("move", requester=DEST, now=later, claim_id=C1, moves=[first], epoch=released).code == (
         Code.ALREADY_RELEASED
@@ -448,7 +488,7 @@ def test_move_release_once_per_epoch_per_move() -> None:
     second = opened_move(resident, moves=[first], claim_id=C2, now=later, destination=OTHER_DEST)
     moves = [first, second]
     decision = ask("move", requester=OTHER_DEST, now=second.ready_at, claim_id=C2, moves=moves, epoch=released)
-    assert decision.allowed and decision.grant == Grant(Purpose.MOVE, C2)
+    assert decision.allowed and decision.grant == Grant(Purpose.MOVE, C2, ephemeral_key=E1)
 
 
 def test_move_release_without_a_current_claim() -> None:
@@ -616,7 +656,7 @@ def test_disaster_release_after_the_wait_to_the_new_host_only() -> None:
     )
     decision = ask("disaster", requester=NEW_HOST, now=record.ready_at, claim_id=C1, disasters=disasters)
     assert decision.allowed and decision.code == Code.DISASTER_RELEASED
-    assert decision.grant == Grant(Purpose.DISASTER, C1)
+    assert decision.grant == Grant(Purpose.DISASTER, C1, ephemeral_key=E1)
     for requester in (HOST, STRANGER, *GUARDIANS):
         assert ask("disaster", requester=requester, now=record.ready_at, claim_id=C1, disasters=disasters).code == (
             Code.NOT_NEW_HOST
@@ -694,16 +734,20 @@ def test_worked_timeline() -> None:
     epochs = {7: make_epoch(epoch=7), 8: make_epoch(epoch=8)}
     moves: list[MoveRecord] = []
 
-    def request(purpose: str, requester: bytes, number: int, now: int, claim_id: bytes = b"") -> Code:
-        facts = ReleaseFacts(purpose, RID, number, requester, now, claim_id)
+    def request(
+        purpose: str, requester: bytes, number: int, now: int, claim_id: bytes = b"", ephemeral: bytes = E1
+    ) -> Code:
+        facts = ReleaseFacts(purpose, RID, number, requester, now, claim_id, ephemeral_key=ephemeral)
         decision = decide_release(facts, resident, epochs[number], moves=moves, settings=SETTINGS)
         if decision.grant is not None:
             epochs[number] = epochs[number].with_grant(decision.grant)
         return decision.code
 
     assert request("run", HOST, 7, at(5, 54, 59)) == Code.OUTSIDE_WINDOW
-    assert request("run", HOST, 7, at(6, 30)) == Code.RUN_RELEASED
-    assert request("run", HOST, 7, at(6, 31)) == Code.ALREADY_RELEASED
+    assert request("run", HOST, 7, at(6, 30), ephemeral=E1) == Code.RUN_RELEASED
+    assert request("run", HOST, 7, at(6, 31), ephemeral=E2) == Code.ALREADY_RELEASED
+    assert request("run", HOST, 7, at(6, 40), ephemeral=E1) == Code.RUN_RELEASED  # H crashed and retries
+    assert epochs[7].released == frozenset({Grant(Purpose.RUN, ephemeral_key=E1)})
     decision, record = open_move(resident, moves, claim_id=C1, now=at(9), destination=d)
     assert decision.code == Code.MOVE_OPENED and record is not None and record.ready_at == at(9, day=1)
     moves.append(record)
@@ -718,7 +762,7 @@ def test_worked_timeline() -> None:
     decision, vetoed = veto(resident, moves, by=GUARDIANS[0], now=at(8, 59, 59, day=1))
     assert decision.code == Code.VETO_RECORDED and vetoed is not None
     assert decide_release(
-        ReleaseFacts("move", RID, 8, d, at(9, day=5), C1),
+        ReleaseFacts("move", RID, 8, d, at(9, day=5), C1, ephemeral_key=E1),
         resident,
         make_epoch(epoch=8),
         moves=[vetoed],
@@ -774,12 +818,18 @@ keys = st.sampled_from(KEYS)
 claim_ids = st.sampled_from([C1, C2, C3, b""])
 times = st.integers(DAY0 - 40 * DAY_SECONDS, DAY0 + 80 * DAY_SECONDS)
 windows = st.builds(RunWindow, st.integers(0, DAY_SECONDS - 1), st.integers(1, DAY_SECONDS))
+ephemerals = st.sampled_from([E1, E2])
 grants = st.one_of(
-    st.just(Grant(Purpose.RUN)),
-    st.builds(Grant, st.sampled_from([Purpose.MOVE, Purpose.DISASTER]), st.sampled_from([C1, C2])),
+    st.builds(Grant, st.just(Purpose.RUN), ephemeral_key=ephemerals),
+    st.builds(
+        Grant, st.sampled_from([Purpose.MOVE, Purpose.DISASTER]), st.sampled_from([C1, C2]), ephemeral_key=ephemerals
+    ),
 )
 held_epochs = st.builds(
-    EpochFacts, st.just(7), st.sampled_from([False, False, True]), st.frozensets(grants, max_size=2)
+    EpochFacts,
+    st.just(7),
+    st.sampled_from([False, False, True]),
+    st.lists(grants, max_size=2, unique_by=lambda grant: grant.slot).map(frozenset),
 )
 epochs = st.one_of(held_epochs, held_epochs, st.none())
 
@@ -848,7 +898,7 @@ def test_a_tombstoned_resident_is_never_released(
     signers: frozenset[bytes],
     other: bytes,
 ) -> None:
-    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id)
+    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id, ephemeral_key=E1)
     decision = decide_release(
         request, resident, epoch, moves=move_records, disasters=disaster_records, settings=SETTINGS
     )
@@ -886,7 +936,8 @@ def test_whoever_gets_a_share_is_entitled_to_it(
     claim_id = data.draw(mostly(latest.claim_id, among=(C1, C2, C3, b"")) if latest else claim_ids)
     ready = DAY0 + resident.window.start_second if latest is None else latest.ready_at
     now = data.draw(st.builds(int.__add__, st.just(ready), st.integers(-3, 3 * DAY_SECONDS)) | times)
-    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id)
+    ephemeral = data.draw(ephemerals)
+    request = ReleaseFacts(purpose, RID, 7, requester, now, claim_id, ephemeral_key=ephemeral)
     decision = decide_release(
         request, resident, epoch, moves=move_records, disasters=disaster_records, settings=SETTINGS
     )
@@ -897,7 +948,11 @@ def test_whoever_gets_a_share_is_entitled_to_it(
         assert decision.grant is None
         return
     assert epoch is not None and not epoch.destroyed
-    assert decision.grant is not None and decision.grant not in epoch.released
+    assert decision.grant is not None and decision.grant.ephemeral_key == ephemeral
+    if decision.repeat:  # only a run, and only to the key its grant was given to
+        assert purpose == "run" and decision.grant in epoch.released
+    else:
+        assert epoch.granted(decision.grant) is None
     assert decision.grant.purpose == purpose
     if purpose == "run":
         assert requester == resident.host_key
@@ -918,28 +973,83 @@ def test_whoever_gets_a_share_is_entitled_to_it(
 @given(
     window=windows,
     steps=st.lists(
-        st.tuples(st.sampled_from([HOST, HOST, DEST, STRANGER]), st.integers(1, 3), st.integers(0, 5 * DAY_SECONDS)),
+        st.tuples(
+            st.sampled_from([HOST, HOST, DEST, STRANGER]),
+            st.integers(1, 3),
+            st.sampled_from([E1, E2, E3]),
+            st.integers(0, 5 * DAY_SECONDS),
+        ),
         max_size=40,
     ),
 )
-def test_runs_get_each_epoch_at_most_once(window: RunWindow, steps: list[tuple[bytes, int, int]]) -> None:
+def test_runs_get_each_epoch_at_most_once(window: RunWindow, steps: list[tuple[bytes, int, bytes, int]]) -> None:
     """Any sequence of run requests against a model: allowed exactly when the host asks inside the window for an
-    epoch not yet released to a run; each epoch goes out at most once."""
+    epoch not yet released to a run, or released to a run with the very ephemeral key it asks with again."""
     resident = make_resident(window=window)
     held = {n: EpochFacts(n) for n in (1, 2, 3)}
-    released: set[int] = set()
+    given_to: dict[int, bytes] = {}
     now = DAY0
-    for requester, number, wait in steps:
+    for requester, number, ephemeral, wait in steps:
         now += wait
         decision = decide_release(
-            ReleaseFacts("run", RID, number, requester, now), resident, held[number], settings=SETTINGS
+            ReleaseFacts("run", RID, number, requester, now, ephemeral_key=ephemeral),
+            resident,
+            held[number],
+            settings=SETTINGS,
         )
-        expected = requester == HOST and window.contains(now, SETTINGS.window_grace_seconds) and number not in released
+        expected = (
+            requester == HOST
+            and window.contains(now, SETTINGS.window_grace_seconds)
+            and given_to.get(number, ephemeral) == ephemeral
+        )
         assert decision.allowed is expected, decision
+        assert decision.repeat is (expected and number in given_to)
         if decision.allowed:
             assert decision.grant is not None
             held[number] = held[number].with_grant(decision.grant)
-            released.add(number)
+            given_to[number] = ephemeral
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    window=windows,
+    earlier=st.lists(grants, max_size=1),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([HOST, HOST, HOST, DEST, STRANGER]),
+            st.sampled_from([E1, E2, E3]),
+            st.integers(0, DAY_SECONDS),
+            st.sampled_from([False] * 9 + [True]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_one_epoch_is_released_for_runs_to_at_most_one_ephemeral_key(
+    window: RunWindow, earlier: list[Grant], steps: list[tuple[bytes, bytes, int, bool]]
+) -> None:
+    """Whatever run requests come for one epoch, in whatever order, from whomever, whenever, and whatever else
+    it was released under: every share that goes out is sealed to the key its request carries, and at most one
+    distinct ephemeral key ever gets a share. Each allowed grant is recorded as the keeper records it."""
+    resident = make_resident(window=window)
+    epoch = make_epoch(released=frozenset(earlier))
+    prior_run = next((grant.ephemeral_key for grant in earlier if grant.purpose == Purpose.RUN), None)
+    shared_with: set[bytes] = set()
+    now = DAY0
+    for requester, ephemeral, wait, destroy in steps:
+        now += wait
+        if destroy:
+            epoch = dataclasses.replace(epoch, destroyed=True)
+        decision = decide_release(
+            ReleaseFacts("run", RID, 7, requester, now, ephemeral_key=ephemeral), resident, epoch, settings=SETTINGS
+        )
+        event(f"run: {decision.code}{' (repeat)' if decision.repeat else ''}")
+        if decision.allowed:
+            assert decision.grant is not None and decision.grant.ephemeral_key == ephemeral
+            shared_with.add(ephemeral)
+            epoch = epoch.with_grant(decision.grant)
+    assert len(shared_with | ({prior_run} if prior_run else set())) <= 1
+    assert len([grant for grant in epoch.released if grant.purpose == Purpose.RUN]) <= 1
 
 
 @settings(max_examples=100, deadline=None)

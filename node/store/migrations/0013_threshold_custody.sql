@@ -76,3 +76,16 @@ CREATE TABLE custody_proofs (
     counted     INTEGER NOT NULL DEFAULT 0 CHECK (counted IN (0, 1))   -- a failure after every retry failed
 ) STRICT;
 CREATE INDEX custody_proofs_by_keeper ON custody_proofs (keeper_key, at);
+
+-- The ephemeral X25519 secret a run asks keepers to release an epoch with (ftm.node.thresholdcustody). Keepers
+-- release an epoch for a run to one ephemeral key, and again to that key only (docs/custody.md, R1), so the secret
+-- is made once, committed before any keeper is asked, and reused by every retry of the epoch, after a crash too.
+-- It goes with the epoch's key record (ON DELETE CASCADE): in the transaction that commits the next epoch, the
+-- resident's move or its deletion. It opens nothing alone: keepers answer only requests signed by this node's key.
+CREATE TABLE custody_run_keys (
+    resident_id TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    secret      BLOB NOT NULL CHECK (length(secret) = 32),
+    PRIMARY KEY (resident_id, epoch),
+    FOREIGN KEY (resident_id, epoch) REFERENCES resident_keys (resident_id, epoch) ON DELETE CASCADE
+) STRICT;

@@ -76,15 +76,18 @@ class KeeperSite:
 
 
 @asynccontextmanager
-async def open_keepers(root: Path, clock: FakeClock, count: int) -> AsyncIterator[list[KeeperSite]]:
-    """`count` keeper daemons, each on its own data directory under `root`, serving on 127.0.0.1."""
+async def open_keepers(
+    root: Path, clock: FakeClock, count: int, env: Mapping[str, str] = {}
+) -> AsyncIterator[list[KeeperSite]]:
+    """`count` keeper daemons, each on its own data directory under `root`, serving on 127.0.0.1; `env` holds
+    `FTM_KEEPER_…` settings (a shorter disaster silence, say)."""
     async with contextlib.AsyncExitStack() as stack:
         sites = []
         for index in range(count):
             data_dir = KeeperDir(root / f"keeper-{index}")
             data_dir.initialise()
             keeper = await stack.enter_async_context(
-                open_keeper(data_dir, load_keeper_settings(data_dir.config_file, {}), clock)
+                open_keeper(data_dir, load_keeper_settings(data_dir.config_file, env), clock)
             )
             await keeper.service.start_up()
             site = KeeperSite(keeper, free_port())
@@ -165,13 +168,33 @@ class Grid:
 
 
 @asynccontextmanager
-async def custody_grid(
-    root: Path, clock: FakeClock, llm: FakeLLM, *, keepers: int = 5, settings: Mapping[str, str] = {}
-) -> AsyncIterator[Grid]:
-    """A node in threshold custody over `keepers` enrolled keepers (see the module docstring)."""
+async def enrolled_keepers(
+    root: Path, clock: FakeClock, llm: FakeLLM, *, keepers: int = 5
+) -> AsyncIterator[tuple[list[KeeperSite], DataDir]]:
+    """`keepers` keepers serving, and a node data directory (closed) in which they are enrolled."""
     async with open_keepers(root / "keepers", clock, keepers) as sites:
         data_dir = DataDir(root / "node")
         async with open_site(data_dir, clock, llm) as local:
             await enrol_keepers(local, sites, clock)
-        async with open_site(data_dir, clock, llm, settings={**THRESHOLD, **settings}) as site:
-            yield Grid(site, sites, llm, clock)
+        yield sites, data_dir
+
+
+@asynccontextmanager
+async def threshold_node(
+    data_dir: DataDir, keepers: list[KeeperSite], clock: FakeClock, llm: FakeLLM, settings: Mapping[str, str] = {}
+) -> AsyncIterator[Grid]:
+    """The node of `data_dir` opened in threshold custody (as a restart after a crash opens it again)."""
+    async with open_site(data_dir, clock, llm, settings={**THRESHOLD, **settings}) as site:
+        yield Grid(site, keepers, llm, clock)
+
+
+@asynccontextmanager
+async def custody_grid(
+    root: Path, clock: FakeClock, llm: FakeLLM, *, keepers: int = 5, settings: Mapping[str, str] = {}
+) -> AsyncIterator[Grid]:
+    """A node in threshold custody over `keepers` enrolled keepers (see the module docstring)."""
+    async with (
+        enrolled_keepers(root, clock, llm, keepers=keepers) as (sites, data_dir),
+        threshold_node(data_dir, sites, clock, llm, settings) as grid,
+    ):
+        yield grid
