@@ -46,7 +46,9 @@ class KeeperHttpSettings:
 
 @dataclass(frozen=True, slots=True)
 class KeeperPolicySettings:
-    """The release policy's knobs (`ftm.keeper.policy.PolicySettings`), the same for every resident kept."""
+    """The release policy's knobs, the same for every resident kept; `ftm.keeper.policy` uses this class itself
+    (as `PolicySettings`), so the file and the policy cannot disagree. Checked on construction as well as on
+    loading: the policy is also built directly (tests, tools)."""
 
     window_grace_seconds: int = setting(
         300,
@@ -72,6 +74,14 @@ class KeeperPolicySettings:
         "in that time cancels the claim.",
         minimum=1,
     )
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            low, high = spec.metadata["minimum"], spec.metadata["maximum"]
+            value = getattr(self, spec.name)
+            if type(value) is not int or value < low or (high is not None and value > high):
+                bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+                raise ValueError(f"{spec.name} is a whole number of seconds {bound}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -94,7 +94,7 @@ class KeeperDir:
 
 def policy_settings(settings: KeeperSettings) -> PolicySettings:
     """The `[policy]` section as the policy's own settings (the same fields; see config/keepersettings.py)."""
-    return PolicySettings(**asdict(settings.policy))
+    return settings.policy
 
 
 def public_url(settings: KeeperSettings) -> str:

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from ftm.config.settings import setting
+from ftm.config.keepersettings import KeeperPolicySettings
 
 DAY_SECONDS = 86_400  # unix time has no leap seconds, so `now % DAY_SECONDS` is the UTC second of the day
 KEY_BYTES = 32  # Ed25519 public keys
 EPHEMERAL_KEY_BYTES = 32  # the requester's one-run X25519 public key, which a released share is sealed to
+
+PolicySettings = KeeperPolicySettings  # the policy's settings are the keeper file's [policy] section
 
 
 class Purpose(StrEnum):
@@ -113,44 +115,6 @@ def explain(code: str) -> str:
         return _EXPLANATIONS[Code(code)]
     except ValueError:
         raise ValueError("not a release policy code") from None
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySettings:
-    """How a keeper applies the release policy; the same for every resident it keeps."""
-
-    window_grace_seconds: int = setting(
-        300,
-        "Seconds a run's share request may come before or after the resident's run window, for clock skew.",
-        minimum=0,
-        maximum=3600,
-    )
-    move_delay_seconds: int = setting(
-        DAY_SECONDS,
-        "Seconds between a move claim and the first release to its destination; the host or a guardian may veto "
-        "the move in that time.",
-        minimum=1,
-    )
-    disaster_silence_seconds: int = setting(
-        30 * DAY_SECONDS,
-        "Seconds without a heartbeat or signed request from a resident's host before its guardians may open a "
-        "disaster claim.",
-        minimum=1,
-    )
-    disaster_wait_seconds: int = setting(
-        7 * DAY_SECONDS,
-        "Seconds between a disaster claim and the first release to the new host; any contact from the old host "
-        "in that time cancels the claim.",
-        minimum=1,
-    )
-
-    def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            low, high = spec.metadata["minimum"], spec.metadata["maximum"]
-            value = getattr(self, spec.name)
-            if type(value) is not int or value < low or (high is not None and value > high):
-                bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
-                raise ValueError(f"{spec.name} is a whole number of seconds {bound}")
 
 
 def _check_int(name: str, value: object, low: int = 0, high: int | None = None) -> None:
