@@ -9,7 +9,12 @@ that picked it). On first sight of an event:
 - **announcement** (ihave) of its id, farther out, to every peer of the view not known to have it (the peer it
   came from, peers that announced or were sent it);
 - a node that lacks an announced id **fetches** it from the announcer after a short grace (`wants.WantList`: one
-  announcer per id, the next only if that fetch fails), so each node receives each event about once.
+  announcer per id, the next only if that fetch fails), so each node receives each event about once;
+- what could not be sent is **owed**: when a push or an announcement to a peer fails (the peer is restarting, was
+  reached at an address it has left, or refused a request delayed past the clock window), its ids are announced
+  to that peer again after each of `resend_delays`. This matters beyond the one peer: the maker's push tells its
+  other recipients who else it was pushed to (`Push.sent_to`), and they do not announce the event there, so
+  without the resend only reconciliation would heal the gap.
 
 Why not Plumtree's eager tree everywhere (push on every hop, prune a link that brings a duplicate, graft on a
 fetch): measured on the benchmark (tests/bench/bench_propagation.py), batches carrying events from several sources
@@ -69,6 +74,7 @@ class GossipPolicy:
     announce_delay: float = 0.05  # seconds announced ids gather before an ihave is sent
     ihave_grace: float = 0.02  # seconds an announced id waits (for a push in flight, other announcers to batch)
     fetch_retry: float = 0.5
+    resend_delays: tuple[float, ...] = (1.0, 4.0, 16.0)  # seconds after a failed send before announcing again
     max_hops: int = 32  # not forwarded beyond this many hops (a tree of any sane network is far shallower)
     max_push_events: int = 500
     max_push_bytes: int = 1024 * 1024
@@ -81,6 +87,8 @@ class GossipPolicy:
     def __post_init__(self) -> None:
         if not 1 <= self.active_size <= self.max_view <= 64 or not 1 <= self.max_hops <= MAX_HOPS:
             raise ValueError("gossip needs 1 <= active_size <= max_view <= 64 and max_hops in [1, 255]")
+        if len(self.resend_delays) > 8 or any(not 0 < delay <= 3600 for delay in self.resend_delays):
+            raise ValueError("gossip resend_delays needs at most 8 delays, each in (0, 3600] seconds")
 
 
 class Overloaded(Exception):
@@ -93,6 +101,8 @@ class GossipCounters:
     ids_announced: int = 0
     events_fetched: int = 0
     send_failures: int = 0
+    ids_resent: int = 0  # ids announced again after a failed send
+    owed_dropped: int = 0  # ids given up on after the last resend failed, or beyond the bound (reconciliation heals)
     overloaded: int = 0
 
 
@@ -136,6 +146,7 @@ class Gossip:
         self._slots = asyncio.Semaphore(p.concurrent_ingests)
         self._waiting = 0
         self._fetch_wake = asyncio.Event()
+        self._owed: dict[bytes, dict[bytes, None]] = {}  # per peer, ids a failed send left it without (in order)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
@@ -174,6 +185,10 @@ class Gossip:
         """A verified peer (new, moved, or back): a candidate for our picks (`gossipview`)."""
         if self._started:
             self._view.offer(address, len(self._peers.verified()))
+
+    def owed(self) -> int:
+        """How many ids wait to be announced again to peers a send failed to (`resend_delays`)."""
+        return sum(len(ids) for ids in self._owed.values())
 
     def hops_of(self, event: bytes) -> int | None:
         """How many hops the event had travelled when this node first accepted it (None if not remembered)."""
@@ -330,6 +345,7 @@ class Gossip:
             answer = await self._transport.push(link.address, events, hops, self._pushed_to_all(events, key))
         except TransportError:
             self._send_failed(key)
+            self._owe(key, [event_id(event.body) for event in events])
             return
         self.counters.events_pushed += len(events)
         await self._peers.record_success(key)
@@ -353,8 +369,41 @@ class Gossip:
             await self._transport.ihave(address, ids, change)
         except TransportError:
             self._send_failed(key)
+            self._owe(key, ids)
             return
         self.counters.ids_announced += len(ids)
+
+    def _owe(self, key: bytes, ids: list[bytes]) -> None:
+        """Remember `ids` for announcing to `key` again; one task per peer works through `resend_delays`."""
+        if not ids or not self._started:
+            return
+        owed = self._owed.get(key)
+        if owed is None:
+            if not self.policy.resend_delays:
+                self.counters.owed_dropped += len(ids)
+                return
+            owed = self._owed[key] = {}
+            self._spawn(self._resend(key, owed))
+        room = max(0, self.policy.max_outbox_items - len(owed))
+        owed.update(dict.fromkeys(ids[:room]))
+        self.counters.owed_dropped += max(0, len(ids) - room)
+
+    async def _resend(self, key: bytes, owed: dict[bytes, None]) -> None:
+        try:
+            for delay in self.policy.resend_delays:
+                await asyncio.sleep(delay)
+                ids = list(owed)
+                owed.clear()
+                for start in range(0, len(ids), MAX_IDS):
+                    chunk = ids[start : start + MAX_IDS]
+                    self.counters.ids_resent += len(chunk)
+                    await self._send_ihave(key, chunk)  # a failure owes them again, into `owed`
+                if not owed:
+                    return
+            self.counters.owed_dropped += len(owed)  # the peer stayed unreachable: reconciliation heals on reconnect
+        finally:
+            if self._owed.get(key) is owed:
+                del self._owed[key]
 
     def _send_failed(self, key: bytes) -> None:
         """Count it; a peer whose circuit opened leaves the view, and another is picked in its place."""

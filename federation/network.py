@@ -70,7 +70,7 @@ class FederationNetwork:
         # One nonce cache for every sub-application made here: a request replayed to another mount is still a replay.
         self._nonces = NonceCache()
         self.app = self.create_app()
-        membership.on_verified.append(self._peer_ready)
+        membership.on_verified.append(self._peer_verified)
         transport.on_reconnect.append(self._peer_ready)
 
     @classmethod
@@ -127,6 +127,10 @@ class FederationNetwork:
         await self.antientropy.close()
         await self.gossip.close()
         await self.transport.close()
+
+    def _peer_verified(self, address: PeerAddress) -> None:
+        self.transport.proven_reachable(address)
+        self._peer_ready(address)
 
     def _peer_ready(self, address: PeerAddress) -> None:
         self.gossip.add_peer(address)

@@ -157,6 +157,11 @@ class Transport:
             self.health.record_failure(url)
             raise BadAnswer(error.code, url, error.message) from None
 
+    def proven_reachable(self, peer: PeerAddress) -> None:
+        """`peer` just proved it answers at `peer.url` (a signed hello over our challenge): forget the backoff it
+        earned, perhaps at an address it has since left, so the next call goes out at once."""
+        self.health.record_success(_health_key(peer))
+
     async def introduce(self, peer: PeerAddress, own_url: str) -> bool:
         """Tell `peer` where we answer; True if it verified us at once."""
         answer = await self._message(gossipwire.PATH_INTRODUCE, peer, Introduce(own_url), IntroduceAnswer)

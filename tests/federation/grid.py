@@ -46,10 +46,15 @@ class Partition:
 
     def __init__(self) -> None:
         self.cut: set[frozenset[bytes]] = set()
+        self.status = 503
 
-    def split(self, left: Iterable[bytes], right: Iterable[bytes]) -> None:
+    def split(self, left: Iterable[bytes], right: Iterable[bytes], status: int = 503) -> None:
+        """Cut every pair across `left` and `right`. 503 looks like a dead link (the sender backs off and counts
+        a reconnect later); a 4xx looks like a peer refusing one request (say, one delayed past the clock window),
+        which costs no backoff."""
         rights = list(right)
         self.cut.update(frozenset((a, b)) for a in left for b in rights)
+        self.status = status
 
     def heal(self) -> None:
         self.cut.clear()
@@ -59,7 +64,8 @@ class Partition:
         async def partition(request: web.Request, handler: Handler) -> web.StreamResponse:
             sender = parse_b64url(request.headers.get(HEADER_KEY, ""), 32)
             if sender is not None and frozenset((sender, own_key)) in self.cut:
-                return web.json_response({"error": {"code": "partitioned", "message": "cut off"}}, status=503)
+                error = {"error": {"code": "partitioned", "message": "cut off"}}
+                return web.json_response(error, status=self.status)
             return await handler(request)
 
         return partition

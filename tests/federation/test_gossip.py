@@ -9,6 +9,7 @@ from dataclasses import replace
 from ftm.federation.acceptance import AcceptanceLimits
 from ftm.federation.antientropy import SyncResult
 from ftm.federation.clock import FakeClock
+from ftm.federation.gossip import GossipPolicy
 from ftm.federation.ratelimits import Rate
 from tests.federation.conftest import MakeGrid
 from tests.federation.grid import GRID_SETTINGS
@@ -43,7 +44,9 @@ async def test_a_partition_heals_by_reconciliation(grid: MakeGrid, clock: FakeCl
 
 
 async def test_a_node_back_after_a_day_catches_up(grid: MakeGrid, clock: FakeClock) -> None:
-    nodes = await grid(3)
+    # Resends of failed pushes stop long before a day is over: the catch-up is reconciliation's.
+    short_resends = replace(GRID_SETTINGS.gossip, resend_delays=(0.01,))
+    nodes = await grid(3, replace(GRID_SETTINGS, gossip=short_resends))
     await nodes.attest_all()
     await nodes.stop(2)
     missed = []
@@ -51,20 +54,62 @@ async def test_a_node_back_after_a_day_catches_up(grid: MakeGrid, clock: FakeClo
         clock.advance(3 * 3600)
         missed += await nodes.publish(0, 3)
     assert await nodes.wait_for(missed, nodes.nodes[:2])
+    for _ in range(1000):
+        if not any(node.net.gossip.owed() for node in nodes.nodes[:2]):
+            break
+        await asyncio.sleep(0.01)
     await nodes.start(2)  # a new port: the others learn the new URL when it introduces itself
     assert await nodes.wait_for(missed), await nodes.holders(missed)
     back = nodes.nodes[2]
-    assert back.net.antientropy.counters.fetched + nodes.nodes[0].net.antientropy.counters.pushed > 0
+    pushed_by_others = sum(node.net.antientropy.counters.pushed for node in nodes.nodes[:2])
+    assert back.net.antientropy.counters.fetched + pushed_by_others > 0  # reconciliation brought them
     assert nodes.nodes[0].net.peers.by_key(back.public_key).url == back.url  # type: ignore[union-attr]
-    # Node 1 learns the new URL when node 2 introduces itself, which runs beside the catch-up: under load it can
-    # come later, and a push to the old URL would only be healed by the next reconciliation.
-    for _ in range(1000):
-        known = nodes.nodes[1].net.peers.by_key(back.public_key)
-        if known is not None and known.url == back.url and known.verified:
-            break
-        await asyncio.sleep(0.02)
+    # Node 1 may learn the new URL only after it has pushed to the old one: that push is announced again later.
     after = await nodes.publish(1, 2)  # and gossip reaches it again
     assert await nodes.wait_for(after)
+
+
+async def test_a_failed_push_is_announced_again_without_waiting_for_reconciliation(grid: MakeGrid) -> None:
+    resending = GossipPolicy(flush_delay=0.01, ihave_grace=0.05, fetch_retry=0.05, resend_delays=(0.2, 0.4, 0.8))
+    nodes = await grid(3, replace(GRID_SETTINGS, gossip=resending))
+    await nodes.attest_all()
+    maker, refuser, bystander = nodes.nodes
+    sessions = [node.net.antientropy.counters.sessions for node in nodes.nodes]  # those run on connect
+    # The refuser answers the maker's push 409 once (no backoff, no reconnect, so no reconciliation is started).
+    nodes.partition.split([maker.public_key], [refuser.public_key], status=409)
+    events = await nodes.publish(0, 2)
+    assert await nodes.wait_for(events, [maker, bystander])
+    for _ in range(500):
+        if maker.net.gossip.counters.send_failures:
+            break
+        await asyncio.sleep(0.01)
+    nodes.partition.heal()
+    # The bystander was told the refuser got the push (sent_to), so it never announces the events there; only the
+    # maker's resend can bring them before the next reconciliation.
+    assert await nodes.wait_for(events, [refuser]), await nodes.holders(events)
+    assert maker.net.gossip.counters.ids_resent >= len(events)
+    assert refuser.net.gossip.counters.events_fetched == len(events)
+    assert [node.net.antientropy.counters.sessions for node in nodes.nodes] == sessions
+    assert bystander.net.gossip.counters.ids_announced == 0
+
+
+async def test_a_peer_back_at_a_new_address_is_not_held_back_by_its_old_failures(grid: MakeGrid) -> None:
+    nodes = await grid(3)
+    await nodes.attest_all()
+    await nodes.stop(2)
+    gone = nodes.nodes[2].public_key.hex()
+    sender = nodes.nodes[1].net.transport
+    for _ in range(3):  # failures at the old address (the shared fake clock never lets this backoff expire)
+        sender.health.record_failure(gone)
+    assert not sender.health.allow(gone)
+    await nodes.start(2)
+    for _ in range(1000):
+        if sender.health.status(gone).consecutive_failures == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert sender.health.allow(gone)
+    after = await nodes.publish(1, 2)
+    assert await nodes.wait_for(after), await nodes.holders(after)
 
 
 async def test_a_flooding_peer_is_rate_limited_without_starving_others(grid: MakeGrid) -> None:
