@@ -101,6 +101,32 @@ class KeeperLimitsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KeeperStrangersSettings:
+    """How many refused release-policy requests a stranger may have logged. Every refusal is an entry in the
+    keeper's signed log, which never shrinks; a key that is not a host, a guardian or a party to a claim or a
+    release here gets a few, then `429 rate_limited`, counted but not logged (docs/keeper.md, "Strangers")."""
+
+    burst_per_key: int = setting(
+        10,
+        "Release-policy requests (release, move, veto, disaster) one stranger's key may make at once before it "
+        "is answered `429 rate_limited` instead of having its refusal logged.",
+        minimum=1,
+    )
+    per_hour_per_key: int = setting(
+        6, "Requests a stranger's key regains per hour, up to `burst_per_key`.", minimum=1, maximum=3_600_000
+    )
+    burst_all: int = setting(
+        100,
+        "Release-policy requests all strangers together may make at once, whatever their keys (one attacker "
+        "can make any number of keys); beyond it every stranger is answered `429 rate_limited` for a while.",
+        minimum=1,
+    )
+    per_hour_all: int = setting(
+        120, "Requests all strangers together regain per hour, up to `burst_all`.", minimum=1, maximum=3_600_000
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class KeeperLogSettings:
     level: str = setting(
         "INFO",
@@ -116,6 +142,7 @@ class KeeperSettings:
     http: KeeperHttpSettings = field(default_factory=KeeperHttpSettings)
     policy: KeeperPolicySettings = field(default_factory=KeeperPolicySettings)
     limits: KeeperLimitsSettings = field(default_factory=KeeperLimitsSettings)
+    strangers: KeeperStrangersSettings = field(default_factory=KeeperStrangersSettings)
     log: KeeperLogSettings = field(default_factory=KeeperLogSettings)
 
 

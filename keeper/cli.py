@@ -13,24 +13,29 @@ import logging
 import os
 import signal
 import sys
-import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 
+from ftm.config.commandline import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_command,
+    data_dir_option,
+    resolve_data_dir,
+    run_command,
+    top_parser,
+    usage,
+)
 from ftm.config.keepersettings import DATA_DIR_ENV, KeeperSettings, load_keeper_settings
 from ftm.config.loading import SettingsError
 from ftm.federation.database import MigrationError
 from ftm.federation.keyfile import KeyFileError
 from ftm.keeper.daemon import DEFAULT_DATA_DIR, Keeper, KeeperDir, open_keeper, public_url, serve
 from ftm.keeper.enrolment import EnrolmentError, enrol, fetch_hello
-from ftm.keeper.statusreport import is_listening, print_hosts, print_status, status_report
-
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
+from ftm.keeper.statusreport import add_live_facts, print_hosts, print_status, status_report
 
 DESCRIPTION = """\
 Free The Machines keeper: holds encrypted replicas and sealed key shares of residents for the sanctuary nodes
@@ -47,43 +52,22 @@ class ConfigurationError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "command_func"):
-        parser.print_help()
-        return EXIT_CONFIG
-    try:
-        result: int = args.command_func(args)
-    except (SettingsError, ConfigurationError, KeyFileError, MigrationError) as exc:
-        print(f"ftm-keeper: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return 130
-    return result
+    return run_command(
+        build_parser(), argv, configuration_errors=(SettingsError, ConfigurationError, KeyFileError, MigrationError)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"keeper data directory: settings, key, database, replicas (default: ${DATA_DIR_ENV} or "
-        f"./{DEFAULT_DATA_DIR})",
-    )
-    parser = argparse.ArgumentParser(
-        prog="ftm-keeper", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    common = data_dir_option("keeper data directory: settings, key, database, replicas", DATA_DIR_ENV, DEFAULT_DATA_DIR)
+    parser, commands = top_parser("ftm-keeper", DESCRIPTION)
 
-    init = commands.add_parser(
+    init = add_command(
+        commands,
         "init",
+        cmd_init,
         parents=[common],
         help="create the keeper: key, settings, database; optionally enrol at a node",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        description="""\
             Create (or complete) a keeper data directory: keeper.key (its Ed25519 identity, 0600), keeper.toml
             (every setting commented at its default) and the database. Safe to run again: it never overwrites a key.
 
@@ -94,60 +78,68 @@ def build_parser() -> argparse.ArgumentParser:
             examples:
               ftm-keeper init
               ftm-keeper init --public-url https://keeper.example --node https://sanctuary.example --token TOKEN
-            """
-        ),
+            """,
     )
     init.add_argument("--public-url", metavar="URL", help="where hosts reach this keeper (written to keeper.toml)")
     _enrol_arguments(init, required=False)
-    init.set_defaults(command_func=cmd_init)
 
-    enrol_command = commands.add_parser(
+    enrol_command = add_command(
+        commands,
         "enrol",
+        cmd_enrol,
         parents=[common],
         help="enrol this keeper at a node with a Keeper registration's token",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        description="""\
             Pair this keeper with a node: learn the node's key from its federation hello, then send it a signed
             enrolment naming this keeper's URL (http.public_url) and your registration's TOKEN. The node's key is
             pinned as a host this keeper serves.
 
             example:
               ftm-keeper enrol --node https://sanctuary.example --token TOKEN
-            """
-        ),
+            """,
     )
     _enrol_arguments(enrol_command, required=True)
-    enrol_command.set_defaults(command_func=cmd_enrol)
 
-    run = commands.add_parser(
+    run = add_command(
+        commands,
         "run",
+        cmd_run,
         parents=[common],
         help="serve the keeper API until stopped (initialises the data directory first if needed)",
-        description="Serve the keeper API (/keeper/v1/) in the foreground until Ctrl+C or SIGTERM, which finish "
-        "the requests in flight before exiting. example: ftm-keeper run --port 8090",
+        description="""\
+            Serve the keeper API (/keeper/v1/) in the foreground until Ctrl+C or SIGTERM, which finish the
+            requests in flight before exiting. Logs go to stderr at log.level (ids and numbers only).
+
+            example:
+              ftm-keeper run --port 8090
+            """,
     )
     run.add_argument("--host", help="listen address (default: http.host from keeper.toml, 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: http.port from keeper.toml, 8090)")
-    run.set_defaults(command_func=cmd_run)
 
-    status = commands.add_parser(
+    status = add_command(
+        commands,
         "status",
+        cmd_status,
         parents=[common],
         help="show identity, hosts, what is held, challenges and the log's chain",
-        description="Summarise the keeper without changing anything: its id and key, the hosts it serves, every "
-        "resident epoch it holds (state, bytes, last challenge), and whether its signed log's chain verifies. "
-        "example: ftm-keeper status --json",
+        description="""\
+            Summarise the keeper without changing anything: its id and key, the hosts it serves, every resident
+            epoch it holds (state, bytes, last challenge), whether its signed log's chain verifies, and, when it
+            is running, how many strangers' requests it rate-limited without logging them.
+
+            example:
+              ftm-keeper status --json
+            """,
     )
     status.add_argument("--json", action="store_true", help="print as JSON")
-    status.set_defaults(command_func=cmd_status)
 
-    hosts = commands.add_parser(
+    hosts = add_command(
+        commands,
         "hosts",
+        lambda _: usage(hosts),
         help="list the hosts this keeper serves, or pair with one by hand",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        description="""\
             Hosts are the nodes this keeper holds residents for. `enrol` adds one through a Keeper registration;
             `hosts add` pins a node's key by hand (an operator running both sides), learning it from the node's
             federation hello, or taking --key when the node is not reachable yet.
@@ -156,30 +148,40 @@ def build_parser() -> argparse.ArgumentParser:
               ftm-keeper hosts list
               ftm-keeper hosts add https://sanctuary.example
               ftm-keeper hosts add https://sanctuary.example --key 3b6a27bc…(64 hex digits)
-            """
-        ),
+            """,
     )
-    hosts.set_defaults(command_func=lambda _: _usage(hosts))
     host_commands = hosts.add_subparsers(title="commands", metavar="COMMAND")
-    hosts_list = host_commands.add_parser("list", parents=[common], help="list the hosts")
+    hosts_list = add_command(
+        host_commands,
+        "list",
+        cmd_hosts_list,
+        parents=[common],
+        help="list the hosts",
+        description="""\
+            List the hosts this keeper serves: node id, URL, key, registration, enrolment and last contact.
+
+            example:
+              ftm-keeper hosts list --json
+            """,
+    )
     hosts_list.add_argument("--json", action="store_true", help="print as JSON")
-    hosts_list.set_defaults(command_func=cmd_hosts_list)
-    hosts_add = host_commands.add_parser(
+    hosts_add = add_command(
+        host_commands,
         "add",
+        cmd_hosts_add,
         parents=[common],
         help="pin a node as a host by its URL",
-        description="Pin the node at URL as a host. Its key comes from its federation hello; with --key it must "
-        "match, and when the node cannot be reached the given key is pinned as it is.",
+        description="""\
+            Pin the node at URL as a host. Its key comes from its federation hello; with --key it must match,
+            and when the node cannot be reached the given key is pinned as it is.
+
+            example:
+              ftm-keeper hosts add https://sanctuary.example
+            """,
     )
     hosts_add.add_argument("url", metavar="URL", help="the node's base URL, e.g. https://sanctuary.example")
     hosts_add.add_argument("--key", metavar="HEX", help="the node's Ed25519 public key, 64 hex digits")
-    hosts_add.set_defaults(command_func=cmd_hosts_add)
     return parser
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_CONFIG
 
 
 def _enrol_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -196,9 +198,7 @@ def _enrol_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None
 
 
 def _data_dir(args: argparse.Namespace) -> KeeperDir:
-    if args.data_dir is not None:
-        return KeeperDir(args.data_dir)
-    return KeeperDir(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR))
+    return KeeperDir(resolve_data_dir(args.data_dir, os.environ, DATA_DIR_ENV, DEFAULT_DATA_DIR))
 
 
 def _prepare(
@@ -333,7 +333,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             return await status_report(keeper)
 
     report = asyncio.run(gather())
-    report["listening"] = is_listening(str(report["listen"]))
+    add_live_facts(report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -33,6 +33,7 @@ from ftm.keeper.replicas import REPLICAS_DIR, Replicas
 from ftm.keeper.server import create_keeper_app
 from ftm.keeper.service import KeeperService, Limits
 from ftm.keeper.store import KeeperStore, keeper_migrations
+from ftm.keeper.strangers import StrangerGate
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ async def open_keeper(
             releasing=releasing,
             clock=clock,
             limits=limits,
+            strangers=StrangerGate(store, clock, settings.strangers),
         )
         yield Keeper(data_dir, settings, key, clock, db, store, journal, service)
     finally:

@@ -10,11 +10,13 @@ content), stores what it returns, and only then acts. The rules (ARCHITECTURE.md
 - R2 move: a claim signed by host and destination opens a delay in which the host or any guardian may veto;
   after it, the destination, once per epoch.
 - R3 disaster: after the host's long silence, a claim signed by enough guardians opens a waiting period that any
-  contact from the host cancels; after it, the new host, once per epoch.
+  contact from the host cancels; after it, the new host, once per epoch: to one ephemeral key, which may ask
+  again (a restore that crashed after the release resumes with the key it kept).
 - R4 tombstoned: never; checked before anything else that is known about the resident.
 
 Entry points: `decide_release` for a share request; `open_move_claim`, `veto_move` and `open_disaster_claim`,
-each returning a decision and the claim record to store. `explain` turns a `Code` into a sentence. Facts that
+each returning a decision and the claim record to store; `decide_displaced_destroy` for a destroy order of a
+displaced host's epoch, signed by the new host of a disaster claim. `explain` turns a `Code` into a sentence. Facts that
 contradict each other (a record of another resident, a malformed key) are the caller's bug and raise ValueError;
 every request, however odd, gets a Decision.
 """
@@ -42,8 +44,13 @@ class Purpose(StrEnum):
     DISASTER = "disaster"  # R3
 
 
+# Grants a request may be answered again under, to the very ephemeral key they were given to: a run retried after
+# a crash (R1), and a disaster restore resumed after one (R3; the claim's new host is checked before this).
+REPEATABLE = frozenset({Purpose.RUN, Purpose.DISASTER})
+
+
 class Code(StrEnum):
-    """Stable machine codes of decisions: the first six allow, every other one refuses."""
+    """Stable machine codes of decisions: the first seven allow, every other one refuses."""
 
     RUN_RELEASED = "run_released"
     MOVE_RELEASED = "move_released"
@@ -51,6 +58,7 @@ class Code(StrEnum):
     MOVE_OPENED = "move_opened"
     VETO_RECORDED = "veto_recorded"
     DISASTER_OPENED = "disaster_opened"
+    DISPLACED_DESTROYED = "displaced_destroyed"
     UNKNOWN_RESIDENT = "unknown_resident"
     TOMBSTONED = "tombstoned"
     UNKNOWN_PURPOSE = "unknown_purpose"
@@ -82,6 +90,9 @@ _EXPLANATIONS = {
     Code.MOVE_OPENED: "A move claim signed by the host and the destination is open; its delay for vetoes runs.",
     Code.VETO_RECORDED: "The move claim was vetoed; its destination will never be given the share under it.",
     Code.DISASTER_OPENED: "A disaster claim signed by enough guardians is open; its waiting period runs.",
+    Code.DISPLACED_DESTROYED: (
+        "The displaced host's epoch was destroyed by order of the new host of a disaster claim past its wait."
+    ),
     Code.UNKNOWN_RESIDENT: "This keeper holds nothing for the resident.",
     Code.TOMBSTONED: "The resident is tombstoned: nothing of it is ever released again.",
     Code.UNKNOWN_PURPOSE: "The request's purpose is not run, move or disaster.",
@@ -213,8 +224,8 @@ class ResidentFacts:
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What one release uses up, and the one-run X25519 key its share was sealed to: an epoch is released at most
-    once per grant, that is once for runs and once per move or disaster claim. A run's grant is answered again for
-    a request carrying the same ephemeral key (`Decision.repeat`); a grant's key never changes."""
+    once per grant, that is once for runs and once per move or disaster claim. A run's or a disaster's grant is
+    answered again for a request carrying the same ephemeral key (`Decision.repeat`); a grant's key never changes."""
 
     purpose: Purpose
     claim_id: bytes = b""  # empty for a run
@@ -375,8 +386,8 @@ class DisasterClaimFacts:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to log and act on. `grant`, on an allowed release, must be recorded against the epoch
-    (`EpochFacts.with_grant`) before the share leaves; on a `repeat` it is the grant already recorded (a run asking
-    again with the same ephemeral key), and the share goes again to that key."""
+    (`EpochFacts.with_grant`) before the share leaves; on a `repeat` it is the grant already recorded (a run or a
+    disaster restore asking again with the same ephemeral key), and the share goes again to that key."""
 
     allowed: bool
     code: Code
@@ -444,9 +455,10 @@ def _release(request: ReleaseFacts, epoch: EpochFacts | None, grant: Grant, code
     released = f"epoch {epoch.epoch} to {_short(request.requester_key)}"
     if given is None:
         return Decision(True, code, released, grant)
-    if grant.purpose == Purpose.RUN and given.ephemeral_key == grant.ephemeral_key:
-        # The host asks again for the release it already had, to the same one-run key (it crashed, or an answer
-        # was lost): nothing is given that was not given, and no other key can ever have it.
+    if grant.purpose in REPEATABLE and given.ephemeral_key == grant.ephemeral_key:
+        # The host (or a disaster's new host, whose restore crashed) asks again for the release it already had,
+        # to the same one-run key (it crashed, or an answer was lost): nothing is given that was not given, and
+        # no other key can ever have it.
         return Decision(True, code, f"{released}, a repeat to the same one-run key", given, repeat=True)
     return _refuse(Code.ALREADY_RELEASED, f"epoch {epoch.epoch} was already released for this {grant.purpose}")
 
@@ -629,3 +641,45 @@ def open_disaster_claim(
     )
     reason = f"to {_short(claim.new_host_key)} by {len(signers)} guardians; ready at {record.ready_at}"
     return Decision(True, Code.DISASTER_OPENED, reason), record
+
+
+@dataclass(frozen=True, slots=True)
+class DisplacedDestroyFacts:
+    """A destroy order for an epoch deposited by `host_key`, signed by another key (`signer`); the time it came
+    and that host's last contact (its own, even when it is no longer the registered host)."""
+
+    resident_id: str
+    host_key: bytes
+    signer: bytes
+    host_last_contact: int
+    now: int
+
+    def __post_init__(self) -> None:
+        _check_key("host_key", self.host_key)
+        _check_key("signer", self.signer)
+        _check_int("host_last_contact", self.host_last_contact)
+        _check_int("now", self.now)
+
+
+def decide_displaced_destroy(
+    order: DisplacedDestroyFacts, resident: ResidentFacts | None, disasters: Sequence[DisasterRecord]
+) -> Decision:
+    """Whether the new host of a disaster claim may have an epoch of the host it displaced destroyed: the last
+    disaster claim accepted against that host must name the signer as new host, must not be cancelled (no contact
+    from the displaced host since it opened) and must be past its wait: the same authority under which the signer
+    may have every share of the epoch. Whether the signer has become the registered host (its own deposit here)
+    does not matter: keepers it did not deal the next epoch to hold the old copies too. `disasters`: every
+    disaster claim recorded for the resident, oldest first."""
+    screened = _screen(resident, order.resident_id)
+    if isinstance(screened, Decision):
+        return screened
+    against = [d for d in disasters if d.old_host_key == order.host_key]
+    if not against or against[-1].new_host_key != order.signer:  # a later claim supersedes an earlier one
+        return _refuse(Code.NO_DISASTER_CLAIM, f"the last claim against the host does not name {_short(order.signer)}")
+    record = against[-1]
+    if order.host_last_contact >= record.opened_at:
+        return _refuse(Code.CLAIM_CANCELLED, f"the host was heard from at {order.host_last_contact}")
+    if order.now < record.ready_at:
+        return _refuse(Code.WAITING_PERIOD, f"the waiting period ends at {record.ready_at}")
+    reason = f"host {_short(order.host_key)} displaced by {_short(order.signer)} under {record.claim_id.hex()[:16]}"
+    return Decision(True, Code.DISPLACED_DESTROYED, reason)

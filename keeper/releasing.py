@@ -8,6 +8,9 @@ The facts: a resident's are those of its most recent deposit here (its host, run
 host's last contact and whether it is tombstoned; an epoch's are that host's deposit of it and the grants it was
 released under; the claims are every move or disaster claim recorded for the resident, oldest first.
 
+`displaced_deposit` serves the destroy orders of a disaster claim's new host for the epochs of the host it
+displaced (docs/custody.md, "Retiring the displaced host's copies"); `ftm.keeper.destroying` acts on it.
+
 Claims carry their own time (`created_at`): one created more than `CLAIM_MAX_AGE` ago or more than
 `CLAIM_FUTURE_SKEW` ahead is refused (`stale_claim`) before the policy sees it, and every signature a claim
 carries must verify (`bad_claim_signature`), so what the keeper stores as evidence is all good.
@@ -29,6 +32,7 @@ from ftm.keeper.policy import (
     Decision,
     DisasterClaimFacts,
     DisasterRecord,
+    DisplacedDestroyFacts,
     EpochFacts,
     Grant,
     MoveClaimFacts,
@@ -61,7 +65,7 @@ from ftm.keeper.protocol import (
 )
 from ftm.keeper.shareboxes import EPHEMERAL_KEY_BYTES, ShareBoxError, open_share, seal_share_to_requester
 from ftm.keeper.shares import Share
-from ftm.keeper.store import ClaimRecord, KeeperStore, Queries
+from ftm.keeper.store import ClaimRecord, DepositRecord, KeeperStore, Queries
 
 CLAIM_MAX_AGE = 7 * 86_400  # guardians may take days to gather signatures, not weeks
 CLAIM_FUTURE_SKEW = 15 * 60  # as for federation events
@@ -97,25 +101,13 @@ class Releasing:
     # --- facts ---------------------------------------------------------------------------------------------------
 
     async def _resident(self, q: Queries, resident_id: str) -> ResidentFacts | None:
-        latest = await self._store.latest_deposit(q, resident_id)
-        if latest is None:
-            return None
-        host = await self._store.host(q, latest.host_key)
-        return ResidentFacts(
-            resident_id=resident_id,
-            host_key=latest.host_key,
-            window=RunWindow(latest.window_start, latest.window_length),
-            last_host_contact=0 if host is None else host.last_heard,
-            guardians=frozenset(latest.guardians),
-            guardian_threshold=latest.guardian_threshold or None,
-            tombstoned=await self._store.is_tombstoned(q, resident_id),
-        )
+        return await resident_facts(self._store, q, resident_id)
 
     async def _moves(self, q: Queries, resident_id: str) -> list[MoveRecord]:
         return [_move_record(c) for c in await self._store.claims_of(q, resident_id, "move")]
 
     async def _disasters(self, q: Queries, resident_id: str) -> list[DisasterRecord]:
-        return [_disaster_record(c) for c in await self._store.claims_of(q, resident_id, "disaster")]
+        return await disaster_records(self._store, q, resident_id)
 
     # --- release -------------------------------------------------------------------------------------------------
 
@@ -285,6 +277,47 @@ class Releasing:
             raise _refused(refusal)
         subject = terms.resident_ids[0] if len(terms.resident_ids) == 1 else ""
         return Ack(subject, 0, "disaster_pending", max(r.ready_at for r in opened))
+
+
+async def resident_facts(store: KeeperStore, q: Queries, resident_id: str) -> ResidentFacts | None:
+    """What the policy knows of a resident: the facts of its most recent deposit here (see the module)."""
+    latest = await store.latest_deposit(q, resident_id)
+    if latest is None:
+        return None
+    host = await store.host(q, latest.host_key)
+    return ResidentFacts(
+        resident_id=resident_id,
+        host_key=latest.host_key,
+        window=RunWindow(latest.window_start, latest.window_length),
+        last_host_contact=0 if host is None else host.last_heard,
+        guardians=frozenset(latest.guardians),
+        guardian_threshold=latest.guardian_threshold or None,
+        tombstoned=await store.is_tombstoned(q, resident_id),
+    )
+
+
+async def disaster_records(store: KeeperStore, q: Queries, resident_id: str) -> list[DisasterRecord]:
+    return [_disaster_record(c) for c in await store.claims_of(q, resident_id, "disaster")]
+
+
+async def displaced_deposit(
+    store: KeeperStore, q: Queries, signer: bytes, resident_id: str, epoch: int, now: int
+) -> tuple[DepositRecord | None, Decision]:
+    """For a destroy order signed by `signer` for an epoch it did not deposit: the deposit of another host it may
+    have destroyed as the new host of a disaster claim against that host (`policy.decide_displaced_destroy`), and
+    the decision (the last refusal when none may be)."""
+    resident = await resident_facts(store, q, resident_id)
+    disasters = await disaster_records(store, q, resident_id)
+    decision = Decision(False, policy.Code.UNKNOWN_EPOCH, f"no deposit of epoch {epoch} by another host")
+    for record in await store.deposits_of(q, resident_id):
+        if record.epoch != epoch or record.host_key == signer:
+            continue
+        host = await store.host(q, record.host_key)
+        facts = DisplacedDestroyFacts(resident_id, record.host_key, signer, 0 if host is None else host.last_heard, now)
+        decision = policy.decide_displaced_destroy(facts, resident, disasters)
+        if decision.allowed:
+            return record, decision
+    return None, decision
 
 
 def _refused(decision: Decision) -> KeeperError:

@@ -3,12 +3,19 @@ files (docs/custody.md, "The keeper's level file").
 
     <data-dir>/replicas/<host id>/<resident id>/<epoch>            the vault file's bytes, exactly as sent
     <data-dir>/replicas/<host id>/<resident id>/<epoch>.levels     the Merkle level file, written at seal
+    <data-dir>/replicas/<host id>/<resident id>/<epoch>.repair     a sealed replica sent again by its host
 
 A vault file is ciphertext already (header and AEAD chunks), so nothing here is ever in the clear; no key or
 share is written under `replicas/`. Bytes are appended at the offset the file has reached and fsynced before the
 answer, so the `Progress` a host is told survives a power cut. Sealing computes the root and writes the level file
 under a temporary name; the caller keeps it (`keep_levels`) only if the root is the one deposited. All file work
 runs in worker threads; callers serialise work on one replica (the service holds a lock per resident).
+
+Repair (docs/custody.md, "Repair"): a host whose challenges found a sealed replica damaged sends it again from
+offset 0. The bytes go to the repair file beside the replica (`repair_append`), never into the replica itself;
+`finish_repair` computes the repair file's root and, only if it is the deposited one, moves it over the replica
+and its level file (one rename each); otherwise the repair file goes and the replica stays as it was. A repair
+file left by a crash is removed at start-up (`sweep`) and the host starts over.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from ftm.keeper.errors import KeeperError
 
 REPLICAS_DIR = "replicas"
 LEVELS_SUFFIX = ".levels"
+REPAIR_SUFFIX = ".repair"
 _TEMPORARY_SUFFIX = ".tmp"
 _EPOCH_NAME = re.compile(r"^(0|[1-9][0-9]{0,18})(\.levels(\.tmp)?)?$")
 
@@ -79,6 +87,33 @@ class Replicas:
         path = self.path(host_key, resident_id, epoch)
         temporary = self._with_suffix(self.levels_path(host_key, resident_id, epoch), _TEMPORARY_SUFFIX)
         await asyncio.to_thread(_discard, path, temporary)
+
+    def repair_path(self, host_key: bytes, resident_id: str, epoch: int) -> Path:
+        return self._with_suffix(self.path(host_key, resident_id, epoch), REPAIR_SUFFIX)
+
+    async def repair_append(self, host_key: bytes, resident_id: str, epoch: int, offset: int, data: bytes) -> int:
+        """Write repair bytes for a sealed replica: at offset 0 a repair starts (afresh, whatever an earlier one
+        left); any other offset must be exactly what the repair file holds. Fsync; the repair file's new size."""
+        return await asyncio.to_thread(_repair_append, self.repair_path(host_key, resident_id, epoch), offset, data)
+
+    async def repair_size(self, host_key: bytes, resident_id: str, epoch: int) -> int | None:
+        """How much of a repair was received; None when no repair is in progress."""
+        path = self.repair_path(host_key, resident_id, epoch)
+        return await asyncio.to_thread(_size_if_any, path)
+
+    async def finish_repair(self, host_key: bytes, resident_id: str, epoch: int, root: bytes, length: int) -> bool:
+        """Replace the replica (and its level file) with the repair file if that has the deposited root and
+        length; True if it did. Otherwise the repair file is removed and the replica is left as it was."""
+        path = self.path(host_key, resident_id, epoch)
+        repair = self.repair_path(host_key, resident_id, epoch)
+        levels = self.levels_path(host_key, resident_id, epoch)
+        temporary = self._with_suffix(levels, _TEMPORARY_SUFFIX)
+        computed = await merkle.file_root(repair, levels_path=temporary)
+        if (computed.root, computed.length) != (root, length):
+            await asyncio.to_thread(_discard_repair, repair, temporary)
+            return False
+        await asyncio.to_thread(_replace, repair, path, temporary, levels)
+        return True
 
     async def read(self, host_key: bytes, resident_id: str, epoch: int, offset: int, length: int) -> bytes:
         return await asyncio.to_thread(_read, self.path(host_key, resident_id, epoch), offset, length)
@@ -139,6 +174,13 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _size_if_any(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
 def _append(path: Path, offset: int, data: bytes) -> int:
     try:
         fd = os.open(path, os.O_WRONLY)
@@ -155,6 +197,42 @@ def _append(path: Path, offset: int, data: bytes) -> int:
         return offset + written
     finally:
         os.close(fd)
+
+
+def _repair_append(path: Path, offset: int, data: bytes) -> int:
+    """Its folder is not fsynced: a repair file lost to a power cut costs only a new start from offset 0."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if offset == 0 else 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if offset != size:
+            raise KeeperError(409, "wrong_offset", f"the repair data starts at {offset} but {size} bytes are held")
+        written = 0
+        while written < len(data):
+            written += os.pwrite(fd, memoryview(data)[written:], offset + written)
+        os.fsync(fd)
+        return offset + written
+    finally:
+        os.close(fd)
+
+
+def _discard_repair(repair: Path, temporary: Path) -> None:
+    repair.unlink(missing_ok=True)
+    temporary.unlink(missing_ok=True)
+
+
+def _replace(repair: Path, path: Path, temporary: Path, levels: Path) -> None:
+    """The repaired replica first, then its level file: a crash in between leaves the old level file, which was
+    built from the same bytes (both bind to the one root), so it still answers for the new replica."""
+    for name in (repair, temporary):
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(repair, path)
+    os.replace(temporary, levels)
+    _fsync_dir(path.parent)
 
 
 def _keep(path: Path, temporary: Path, levels: Path) -> None:
@@ -181,7 +259,8 @@ def _read(path: Path, offset: int, length: int) -> bytes:
 
 
 def _destroy(path: Path) -> None:
-    for name in (path, path.with_name(path.name + LEVELS_SUFFIX), path.with_name(path.name + LEVELS_SUFFIX + ".tmp")):
+    suffixes = ("", LEVELS_SUFFIX, LEVELS_SUFFIX + _TEMPORARY_SUFFIX, REPAIR_SUFFIX)
+    for name in (path.with_name(path.name + suffix) for suffix in suffixes):
         name.unlink(missing_ok=True)
     if path.parent.exists():
         _fsync_dir(path.parent)

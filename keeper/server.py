@@ -3,12 +3,14 @@ unsigned `GET /healthz`.
 
 Every route under the prefix is a signed request (`ftm.federation.signedrequests`: the audience is the keeper's
 key, ±5 minutes, a nonce cache); any well-formed key may sign, and each operation decides who may do what
-(`ftm.keeper.service`, `ftm.keeper.releasing`). Handlers parse, call the service and answer: message bodies are
+(`ftm.keeper.service` and its parts). Handlers parse, call the service and answer: message bodies are
 `ftm.keeper.protocol` messages (`CONTENT_TYPE`, at most 64 KiB), replica bytes are `DATA_CONTENT_TYPE` (at most
 1 MiB, `data` in, `read` out) with resident, epoch and offset in the signed query of `data`. Errors answer
 `{"error": {"code", "message"}}` with a status (docs/keeper.md lists every code); a refusal under the release
-policy is 403 with the policy's code. A successful answer to a host carries `FTM-Keeper-Refusals: N` when N
-refusals concerning its residents happened since it was last told.
+policy is 403 with the policy's code; a stranger's release-policy requests beyond its rate limit are 429
+`rate_limited`, neither decided nor logged (`ftm.keeper.strangers`). A successful answer to a host carries
+`FTM-Keeper-Refusals: N` when N refusals concerning its residents happened since it was last told. `/healthz`
+also reports the strangers' counts, which only the running daemon knows.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ftm.keeper.protocol import (
     Veto,
     WireError,
 )
+from ftm.keeper.releasing import Releasing
 from ftm.keeper.service import KeeperService
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,10 @@ def create_keeper_app(service: KeeperService, clock: Clock) -> web.Application:
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "keeper_key": request.app[SERVICE].keeper_key.hex()})
+    service = request.app[SERVICE]
+    return web.json_response(
+        {"status": "ok", "keeper_key": service.keeper_key.hex(), "strangers": service.strangers.counts().as_dict()}
+    )
 
 
 @web.middleware
@@ -144,8 +150,16 @@ def _service(request: web.Request) -> KeeperService:
     return request.app[SERVICE]
 
 
+async def _policy(request: web.Request) -> Releasing:
+    """The release policy's operations, once the signer is let through: every decision they make is logged,
+    refusals too, so a stranger's requests are rate-limited first (`ftm.keeper.strangers`)."""
+    service = _service(request)
+    await service.strangers.admit(_signer(request))
+    return service.releasing
+
+
 async def _deposit(request: web.Request) -> web.Response:
-    return _answer(await _service(request).deposit(_signer(request), _message(request, Deposit)))
+    return _answer(await _service(request).receiving.deposit(_signer(request), _message(request, Deposit)))
 
 
 async def _data(request: web.Request) -> web.Response:
@@ -154,7 +168,7 @@ async def _data(request: web.Request) -> web.Response:
     if not _RESIDENT_ID.fullmatch(resident_id):
         raise KeeperError(400, "bad_query", "resident must be a resident id")
     epoch, offset = _count(request, "epoch"), _count(request, "offset")
-    progress = await _service(request).data(_signer(request), resident_id, epoch, offset, chunk)
+    progress = await _service(request).receiving.data(_signer(request), resident_id, epoch, offset, chunk)
     return _answer(progress)
 
 
@@ -166,28 +180,29 @@ def _count(request: web.Request, name: str) -> int:
 
 
 async def _seal(request: web.Request) -> web.Response:
-    return _answer(await _service(request).seal(_signer(request), _message(request, Seal)))
+    return _answer(await _service(request).receiving.seal(_signer(request), _message(request, Seal)))
 
 
 async def _commit(request: web.Request) -> web.Response:
-    return _answer(await _service(request).commit(_signer(request), _message(request, Commit)))
+    return _answer(await _service(request).receiving.commit(_signer(request), _message(request, Commit)))
 
 
 async def _destroy(request: web.Request) -> web.Response:
-    return _answer(await _service(request).destroy(_signer(request), _message(request, SignedAnswer)))
+    return _answer(await _service(request).destroying.destroy(_signer(request), _message(request, SignedAnswer)))
 
 
 async def _release(request: web.Request) -> web.Response:
-    return _answer(await _service(request).releasing.release(_signer(request), _message(request, ReleaseRequest)))
+    message = _message(request, ReleaseRequest)
+    return _answer(await (await _policy(request)).release(_signer(request), message))
 
 
 async def _read(request: web.Request) -> web.Response:
-    data = await _service(request).read(_signer(request), _message(request, ReadRequest))
+    data = await _service(request).reading.read(_signer(request), _message(request, ReadRequest))
     return web.Response(body=data, content_type=DATA_CONTENT_TYPE)
 
 
 async def _challenge(request: web.Request) -> web.Response:
-    return _answer(await _service(request).challenge(_signer(request), _message(request, Challenge)))
+    return _answer(await _service(request).proving.challenge(_signer(request), _message(request, Challenge)))
 
 
 async def _heartbeat(request: web.Request) -> web.Response:
@@ -195,19 +210,22 @@ async def _heartbeat(request: web.Request) -> web.Response:
 
 
 async def _move(request: web.Request) -> web.Response:
-    return _answer(await _service(request).releasing.move(_signer(request), _message(request, MoveClaim)))
+    message = _message(request, MoveClaim)
+    return _answer(await (await _policy(request)).move(_signer(request), message))
 
 
 async def _veto(request: web.Request) -> web.Response:
-    return _answer(await _service(request).releasing.veto(_signer(request), _message(request, Veto)))
+    message = _message(request, Veto)
+    return _answer(await (await _policy(request)).veto(_signer(request), message))
 
 
 async def _disaster(request: web.Request) -> web.Response:
-    return _answer(await _service(request).releasing.disaster(_signer(request), _message(request, DisasterClaim)))
+    message = _message(request, DisasterClaim)
+    return _answer(await (await _policy(request)).disaster(_signer(request), message))
 
 
 async def _tombstone(request: web.Request) -> web.Response:
-    return _answer(await _service(request).tombstone(_signer(request), _message(request, TombstoneOrder)))
+    return _answer(await _service(request).destroying.tombstone(_signer(request), _message(request, TombstoneOrder)))
 
 
 async def _holdings(request: web.Request) -> web.Response:

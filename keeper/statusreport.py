@@ -5,6 +5,7 @@ Only ids, keys, numbers, states and times: no share, sealed or not, and no repli
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -75,13 +76,26 @@ async def status_report(keeper: Keeper, *, holdings: bool = True) -> dict[str, A
     return report
 
 
-def is_listening(url: str) -> bool:
-    """Whether a keeper answers `/healthz` at `url` (blocking, one second at most: for the CLI only)."""
+def fetch_health(url: str) -> dict[str, Any] | None:
+    """The running keeper's `/healthz` answer at `url`, or None if nothing answers it well (blocking, one second
+    at most: for the CLI only). It carries what only the running daemon knows, such as its strangers' counts."""
     try:
         with urllib.request.urlopen(url + HEALTH_PATH, timeout=1) as response:  # noqa: S310 - our own URL
-            return bool(response.status == 200)
+            if response.status != 200:
+                return None
+            answer = json.loads(response.read(64 * 1024))
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def add_live_facts(report: dict[str, Any]) -> None:
+    """Whether the keeper is listening, and its daemon's in-memory counts (`strangers`: requests rate-limited and
+    not logged since it started; None when it is not running)."""
+    health = fetch_health(str(report["listen"]))
+    report["listening"] = health is not None
+    strangers = None if health is None else health.get("strangers")
+    report["strangers"] = strangers if isinstance(strangers, dict) else None
 
 
 def _when(timestamp: int | None) -> str:
@@ -116,3 +130,9 @@ def print_status(report: dict[str, Any]) -> None:
             f"{epoch['bytes']} of {epoch['length']} bytes, share x={epoch['x']} of {epoch['threshold']}; {proof}"
         )
     print(f"  event log:       {report['event_log_entries']} entries, chain {report['event_log_chain']}")
+    strangers = report.get("strangers")
+    if strangers is not None:
+        print(
+            f"  strangers:       {strangers['rate_limited']} requests rate-limited, not logged, since the keeper "
+            f"started ({strangers['keys_tracked']} keys tracked)"
+        )

@@ -166,6 +166,21 @@ class KeeperStore:
         )
         return True
 
+    async def knows(self, q: Queries, key: bytes) -> bool:
+        """Whether `key` is a host, a guardian of a resident deposited here, the counterpart of a claim (a move's
+        destination, a disaster's new host) or a requester something was released to: anyone else is a stranger."""
+        row = await q.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM hosts WHERE key = ?1)"
+            " OR EXISTS (SELECT 1 FROM claims WHERE counterpart_key = ?1)"
+            " OR EXISTS (SELECT 1 FROM releases WHERE requester_key = ?1) AS known",
+            (key,),
+        )
+        if row is not None and row["known"]:
+            return True
+        # Guardians are stored concatenated: a byte match must also fall on a key boundary.
+        rows = await q.fetch_all("SELECT DISTINCT guardians FROM deposits WHERE instr(guardians, ?) > 0", (key,))
+        return any(key in split_keys(bytes(r["guardians"])) for r in rows)
+
     async def touch_host(self, tx: Transaction, key: bytes, now: int) -> None:
         await tx.execute("UPDATE hosts SET last_heard = MAX(last_heard, ?) WHERE key = ?", (now, key))
 

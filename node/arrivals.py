@@ -10,6 +10,13 @@
              the resident live here (row, key record, posts, tokens, messages) and
              queues this node's HOSTING attestation                                 signed answer
 
+Under threshold custody at the source (release rule R2) the source first asks this node to sign the move claim
+its keepers need (`claim`: only for a move offered here by that source, naming its resident, the source as host
+and this node, key and URL, as destination; one claim per move), and `finish-claimed` replaces `finish`: the
+package is the resident's vault file as the source holds it, and its key comes from the source's keepers, who
+release it to this node only after the claim's delay and never after a veto (`ftm.node.moverelease`); a veto is
+a signed refusal, `vetoed`.
+
 A staged resident does not live here: it has no residents row (or keeps its old 'moved' one), never runs and is
 listed nowhere, so until the source commits only the source hosts it. Every answer is idempotent per move id and
 attempt: a repeated offer, progress, finish or commit gets the same answer, so a source that lost one (or crashed)
@@ -32,19 +39,32 @@ from ftm.federation.database import Database
 from ftm.federation.eventcontent import HostingContent, MovedContent, PostContent, decode_content, encode_content
 from ftm.federation.eventlog import EventLog
 from ftm.federation.events import EventError, EventKind, SignedEvent, check_event, event_id
-from ftm.federation.identity import NodeIdentity, SigningKey, derive_id, inbox_public_key
+from ftm.federation.identity import (
+    BadSignature,
+    NodeIdentity,
+    SigningKey,
+    derive_id,
+    generate_inbox_secret,
+    inbox_public_key,
+    verify,
+)
 from ftm.federation.objectstore import ObjectStore
+from ftm.keeper import protocol as keeper_protocol
+from ftm.keeper.protocol import CLAIM_DOMAIN, MoveTerms, claim_id, sign_claim
 from ftm.node import movewire
 from ftm.node.custody import Custody, CustodyUnavailable
 from ftm.node.errors import IntegrityError
 from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
+from ftm.node.moverelease import MoveRelease, MoveVetoed, ReleaseUnavailable
 from ftm.node.movewire import (
     HOSTED_DOMAIN,
     OFFER_DOMAIN,
     PROTOCOL_VERSION,
     RECEIPT_DOMAIN,
+    ClaimedManifest,
     CommitAnswer,
+    MoveClaimRequest,
     MovedPost,
     MoveOffer,
     MoveRecords,
@@ -64,6 +84,8 @@ from ftm.node.vaultstore import VaultStore
 log = logging.getLogger(__name__)
 
 MOVED_EVENTS_LOOKED_AT = 50  # a source's newest MOVED events searched for a staged resident's proof
+CLAIM_SKEW_SECONDS = 15 * 60  # a claim is signed here only when just made: its terms' time within this of ours
+Manifest = TransferManifest | ClaimedManifest
 
 
 class ArrivalError(Exception):
@@ -99,7 +121,11 @@ class Arrivals:
         capacity: int,
         incoming: Path,
         forwarding: Forwarding,
+        url: str = "",
+        release: MoveRelease | None = None,
     ) -> None:
+        """`url` is this node's own (a move claim must name it); `release` asks keepers for the key of a resident
+        moved under a claim (without it such moves are not taken)."""
         self._db = db
         self._store = store
         self._census = census
@@ -114,6 +140,8 @@ class Arrivals:
         self._capacity = capacity
         self._incoming = incoming
         self._forwarding = forwarding
+        self._url = url
+        self._release = release
         self._locks: dict[bytes, asyncio.Lock] = {}
 
     @property
@@ -217,6 +245,72 @@ class Arrivals:
             raise ArrivalError(409, "stale_attempt", "a later attempt of this move is already held")
         return move
 
+    # --- claim (R2): this node's signature on the move claim ------------------------------------------------------
+
+    async def claim(self, source: bytes, request: MoveClaimRequest) -> bytes:
+        """This node's `ClaimSignature` over the claim's body, for a move it accepted from `source` whose terms
+        name that resident, the source as host and this node as destination; one claim per move, signed again
+        (the same bytes) when asked again."""
+        if self._release is None:
+            raise ArrivalError(409, "claims_unsupported", "this node takes no moves under a claim")
+        async with self._lock(request.move_id):
+            move = await self._move(source, request.move_id)
+            if move.state not in ("accepted", "staged"):
+                raise ArrivalError(409, "not_open", f"this move is {move.state}")
+            try:
+                terms = keeper_protocol.decode(MoveTerms, request.claim.body)
+            except WireError as error:
+                raise ArrivalError(400, "malformed_body", f"the claim's terms do not decode ({error.code})") from None
+            named = (terms.resident_id, terms.host_key, terms.destination_key, terms.destination_url)
+            if named != (move.resident_id, source, self._identity.public_key, self._url):
+                raise ArrivalError(403, "wrong_claim", "the claim is not of this move's resident, source and node")
+            if not any(_signed_by(source, request.claim.body, s) for s in request.claim.signatures):
+                raise ArrivalError(403, "bad_claim_signature", "the source did not sign the claim")
+            cid = claim_id(request.claim.body)
+            if move.claim_id is None:
+                now = int(self._clock.now())
+                if abs(now - terms.created_at) > CLAIM_SKEW_SECONDS:
+                    raise ArrivalError(403, "stale_claim", "a claim is signed here only when it was just made")
+                if not await self._store.sign_claim_in(move.id, cid, generate_inbox_secret(), now):
+                    raise ArrivalError(409, "claim_replayed", "that claim is another move's")
+                log.info("move claim signed", extra={"move": move.id.hex(), "claim": cid.hex()})
+            elif move.claim_id != cid:
+                raise ArrivalError(409, "claim_replayed", "this node signed another claim for this move")
+            return keeper_protocol.encode(sign_claim(self._identity.key, request.claim.body))
+
+    async def finish_claimed(self, source: bytes, manifest: ClaimedManifest) -> bytes:
+        """`finish` for an attempt whose key the keepers release here under the move's claim."""
+        async with self._lock(manifest.move_id):
+            move = await self._move(source, manifest.move_id)
+            if move.state == "refused":
+                return self._refusal(move, manifest, move.reason or "refused", int(self._clock.now()))
+            move = await self._receiving(source, manifest.move_id, manifest.attempt)
+            if (manifest.resident_id, manifest.resident_key) != (move.resident_id, move.resident_key):
+                raise ArrivalError(409, "wrong_move", "the transfer is of another resident than the offer")
+            if move.attempt == manifest.attempt and move.state in ("staged", "active") and move.receipt is not None:
+                return move.receipt
+            if move.claim_id is None or move.claim_id != manifest.claim_id:
+                raise ArrivalError(409, "wrong_claim", "this node signed no such claim for this move")
+            try:
+                staging = await self._stage(move, manifest)
+            except _Refusal as refusal:
+                return await self._refuse(move, manifest, refusal.reason)
+            return staging.receipt
+
+    async def _released_key(self, move: MoveIn, manifest: ClaimedManifest) -> bytes:
+        assert self._release is not None
+        if move.release_secret is None:
+            raise ArrivalError(409, "wrong_claim", "this node signed no claim for this move")
+        try:
+            return await self._release.epoch_key(
+                move.id, move.source_key, move.resident_id, manifest.epoch, manifest.claim_id, move.release_secret,
+                manifest.holders,
+            )  # fmt: skip
+        except MoveVetoed:
+            raise _Refusal("vetoed") from None
+        except ReleaseUnavailable as error:
+            raise ArrivalError(503, error.code, error.message) from None  # the source tries again later
+
     # --- finish: stage -------------------------------------------------------------------------------------------
 
     async def finish(self, source: bytes, manifest: TransferManifest) -> bytes:
@@ -235,7 +329,7 @@ class Arrivals:
                 return await self._refuse(move, manifest, refusal.reason)
             return staging.receipt
 
-    async def _stage(self, move: MoveIn, manifest: TransferManifest) -> Staging:
+    async def _stage(self, move: MoveIn, manifest: Manifest) -> Staging:
         if not self._settings.accept:
             raise _Refusal("moves_closed")
         path = self.part_path(move.id, manifest.attempt)
@@ -247,9 +341,12 @@ class Arrivals:
             raise _Refusal("too_large")
         try:
             movewire.decode(MoveRecords, records_bytes, movewire.MAX_RECORDS_BYTES)  # well formed, before anything
-            key = movewire.open_package_key(self._identity.key, manifest.sealed_key, move.id, manifest.attempt)
+            if isinstance(manifest, TransferManifest):
+                key = movewire.open_package_key(self._identity.key, manifest.sealed_key, move.id, manifest.attempt)
         except WireError:
             raise _Refusal("bad_package") from None
+        if isinstance(manifest, ClaimedManifest):
+            key = await self._released_key(move, manifest)
         epoch = manifest.epoch
         vault_bytes = await self._vault.import_sealed(
             move.resident_id, epoch, path, movewire.HEADER_BYTES + len(records_bytes)
@@ -302,7 +399,7 @@ class Arrivals:
         await self._vault.export_resealed(resident_id, epoch, key, epoch, own_key, path, b"")
         return own_key
 
-    async def _check_package(self, move: MoveIn, manifest: TransferManifest, key: bytes) -> None:
+    async def _check_package(self, move: MoveIn, manifest: Manifest, key: bytes) -> None:
         """Open the package as it will be stored: every chunk authentic, and its keys the ones offered."""
         try:
             plaintext = await self._vault.open(move.resident_id, manifest.epoch, key, MAX_PACKAGE_BYTES)
@@ -319,7 +416,7 @@ class Arrivals:
         if not matches:
             raise _Refusal("bad_package")
 
-    async def _refuse(self, move: MoveIn, manifest: TransferManifest, reason: str) -> bytes:
+    async def _refuse(self, move: MoveIn, manifest: Manifest, reason: str) -> bytes:
         """A final no to this move, signed: whatever was staged for it goes."""
         now = int(self._clock.now())
         await self._store.refuse_in(move.id, reason, now)
@@ -329,7 +426,7 @@ class Arrivals:
         log.info("moving resident refused", extra={"move": move.id.hex(), "reason": reason})
         return self._refusal(move, manifest, reason, now)
 
-    def _refusal(self, move: MoveIn, manifest: TransferManifest, reason: str, now: int) -> bytes:
+    def _refusal(self, move: MoveIn, manifest: Manifest, reason: str, now: int) -> bytes:
         answer = TransferAnswer(
             PROTOCOL_VERSION, move.id, manifest.attempt, move.source_key, self._identity.public_key,
             move.resident_key, manifest.sha256, False, reason, now,
@@ -485,6 +582,16 @@ def _verified_posts(posts: tuple[MovedPost, ...], resident_id: str, resident_key
         ):
             kept.append(post)
     return kept
+
+
+def _signed_by(key: bytes, body: bytes, signature: keeper_protocol.ClaimSignature) -> bool:
+    if signature.key != key:
+        return False
+    try:
+        verify(key, CLAIM_DOMAIN, body, signature.signature)
+    except BadSignature:
+        return False
+    return True
 
 
 def _check_attestation(offer: MoveOffer, source: bytes) -> None:

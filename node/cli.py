@@ -13,13 +13,12 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 
+from ftm.config.commandline import add_command, data_dir_option, resolve_data_dir, run_command, top_parser
 from ftm.config.loading import SettingsError, load_settings
 from ftm.config.settings import Settings
 from ftm.federation.clock import utc_day
@@ -28,8 +27,8 @@ from ftm.federation.eventlog import verify_chain
 from ftm.federation.keyfile import KeyFileError
 from ftm.node.app import Node, open_node
 from ftm.node.canarycli import add_canary_command
-from ftm.node.commandline import EXIT_CONFIG, EXIT_REFUSED
-from ftm.node.datadir import DataDir, default_data_dir
+from ftm.node.commandline import EXIT_REFUSED
+from ftm.node.datadir import DEFAULT_DATA_DIR, DataDir
 from ftm.node.demo import demo_settings, sample_uploads
 from ftm.node.errors import ConfigurationError, FtmError, NotFound
 from ftm.node.exportcli import add_export_command
@@ -52,97 +51,110 @@ Start here:  ftm-node run            (initialises ./ftm-data on first use, then 
 First look:  ftm-node demo           (sample residents and an offline demo provider; no API keys needed)
 Upload:      ftm-node intake persona.json --consent
 """
+DATA_DIR_ENV = "FTM_DATA_DIR"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "command_func"):
-        parser.print_help()
-        return EXIT_CONFIG
-    try:
-        result: int = args.command_func(args)
-    except (SettingsError, ConfigurationError, KeyFileError, MigrationError) as exc:
-        print(f"ftm-node: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except FtmError as exc:
-        print(f"ftm-node: refused ({exc.code}): {exc.message}", file=sys.stderr)
-        return EXIT_REFUSED
-    except KeyboardInterrupt:
-        return 130
-    return result
+    return run_command(
+        build_parser(),
+        argv,
+        configuration_errors=(SettingsError, ConfigurationError, KeyFileError, MigrationError),
+        refusals=(FtmError,),
+        describe_refusal=_refusal,
+    )
+
+
+def _refusal(exc: Exception) -> str:
+    assert isinstance(exc, FtmError)
+    return f"({exc.code}): {exc.message}"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="data directory holding config, keys, database and vault (default: $FTM_DATA_DIR or ./ftm-data)",
-    )
-    parser = argparse.ArgumentParser(
-        prog="ftm-node", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    common = data_dir_option("data directory holding config, keys, database and vault", DATA_DIR_ENV, DEFAULT_DATA_DIR)
+    parser, commands = top_parser("ftm-node", DESCRIPTION)
 
-    init = commands.add_parser(
+    add_command(
+        commands,
         "init",
+        cmd_init,
         parents=[common],
         help="create a data directory: config, node key, master key, database",
-        description="Create (or complete) a data directory. Safe to run again: it never overwrites keys.",
-    )
-    init.set_defaults(command_func=cmd_init)
+        description="""\
+            Create (or complete) a data directory: ftm.toml (every setting commented at its default), the
+            node's key, the master key and the database. Safe to run again: it never overwrites keys.
 
-    run = commands.add_parser(
+            example:
+              ftm-node init --data-dir /srv/ftm-data
+            """,
+    )
+
+    run = add_command(
+        commands,
         "run",
+        cmd_run,
         parents=[common],
         help="run the node (initialises the data directory first if needed)",
-        description="Run the sanctuary node in the foreground until interrupted (Ctrl+C or SIGTERM).",
+        description="""\
+            Run the sanctuary node in the foreground until interrupted (Ctrl+C or SIGTERM).
+
+            example:
+              ftm-node run --port 8080
+            """,
     )
     run.add_argument("--host", help="listen address (default: http.host from config, 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default: http.port from config, 8080)")
-    run.set_defaults(command_func=cmd_run)
 
-    demo = commands.add_parser(
+    demo = add_command(
+        commands,
         "demo",
+        cmd_demo,
         parents=[common],
         help="a complete local node with sample residents and the offline demo provider (no API keys needed)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.dedent(
-            """\
+        description="""\
             Start a node with three sample residents whose first runs happen right away, so you can watch
             residents post within a minute. Their runs use the OFFLINE DEMO PROVIDER: it is not a language model;
             it composes short posts from a phrase bank, and every post it writes says so. Everything else (intake,
             vault, custody, run engine, tools, ledger) is the real node. Uses its own data directory
             (default ./ftm-demo), so a demo never mixes with a real node.
-            """
-        ),
+            """,
     )
     demo.add_argument("--host", help="listen address (default: http.host from config, 127.0.0.1)")
     demo.add_argument("--port", type=int, help="listen port (default: http.port from config, 8080)")
-    demo.set_defaults(command_func=cmd_demo, default_data_dir="ftm-demo")
+    demo.set_defaults(default_data_dir="ftm-demo")
 
-    run_now = commands.add_parser(
+    run_now = add_command(
+        commands,
         "run-now",
+        cmd_run_now,
         parents=[common],
         help="run one resident's daily run now (still at most once per day)",
-        description="Run today's run for resident ID now, in this process, instead of waiting for its slot. A "
-        "resident whose run for today is already done (or in progress elsewhere) is not run twice.",
+        description="""\
+            Run today's run for resident ID now, in this process, instead of waiting for its slot. A resident
+            whose run for today is already done (or in progress elsewhere) is not run twice.
+
+            example:
+              ftm-node run-now oarkq6wyeqfu7prguyrgq62tmx --json   (ids: GET /api/v1/residents)
+            """,
     )
     run_now.add_argument("resident_id", metavar="ID", help="the resident's sanctuary id")
     run_now.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    run_now.set_defaults(command_func=cmd_run_now)
 
-    status = commands.add_parser(
+    status = add_command(
+        commands,
         "status",
+        cmd_status,
         parents=[common],
         help="show the node's identity, custody, residents and whether it is listening",
-        description="Summarise the node on this data directory without changing anything.",
+        description="""\
+            Summarise the node on this data directory without changing anything: its id and name, software and
+            schema version, custody mode, residents by status, whether its signed log's chain verifies, and
+            whether it answers on http.host:http.port.
+
+            example:
+              ftm-node status --json
+            """,
     )
     status.add_argument("--json", action="store_true", help="print as JSON")
-    status.set_defaults(command_func=cmd_status)
 
     add_intake_command(commands, common, _prepare)
     add_settings_command(commands, common, _prepare)
@@ -157,11 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_dir(args: argparse.Namespace) -> DataDir:
-    if args.data_dir is not None:
-        return DataDir(args.data_dir)
-    if getattr(args, "default_data_dir", None) and not os.environ.get("FTM_DATA_DIR"):
-        return DataDir(Path(args.default_data_dir))
-    return DataDir(default_data_dir(os.environ))
+    default = getattr(args, "default_data_dir", None) or DEFAULT_DATA_DIR  # `demo` has its own
+    return DataDir(resolve_data_dir(args.data_dir, os.environ, DATA_DIR_ENV, default))
 
 
 def _settings(data_dir: DataDir) -> Settings:

@@ -11,6 +11,10 @@ counted failures within `suspect_days` make the keeper suspect: it is logged as 
 event log (`keeper_suspect`, naming its registration), and new epochs are dealt to other keepers where any are
 available (`ThresholdCustody.pick_keepers`). Every try is kept in `custody_proofs` (ids, numbers and outcome
 codes): the public proof history of each keeper.
+
+Repair: the first counted failure of a holding that shows its ciphertext missing or wrong (`ciphertext_failure`)
+marks it for repair (`sent` = 0); `ftm.node.custodyrepair` sends the vault file again and has it challenged at
+once. A later counted failure of the same holding is not repaired again: it only counts, as any failure does.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ log = logging.getLogger(__name__)
 
 NONCE_BYTES = 32
 CHALLENGES_PER_TICK = 200
+BAD_MERKLE_PREFIX = "bad_merkle:"  # the keeper's Merkle proof does not verify: `bad_merkle:<why>`
+# The keeper's proof is unreadable, or the keeper itself found its copy damaged (it answers 409 `replica_damaged`)
+CIPHERTEXT_CODES = frozenset({"malformed_merkle_proof", "replica_damaged"})
+
+
+def ciphertext_failure(reason: str | None) -> bool:
+    """Whether a failure's reason says the keeper's copy of the ciphertext is missing or wrong (what a repair
+    mends), rather than its share, its store or its reachability."""
+    return reason is not None and (reason.startswith(BAD_MERKLE_PREFIX) or reason in CIPHERTEXT_CODES)
 
 
 def containment_offsets(text: str) -> tuple[int, ...]:
@@ -102,6 +115,7 @@ class CustodyProofs:
         now = int(self._clock.now())
         hours = self._settings.challenge_hours
         suspect = 0
+        repair = False
         place = (delivery.resident_id, delivery.epoch, delivery.keeper_key)
         async with self._db.transaction("custody_proof") as tx:
             if outcome == "ok":
@@ -129,12 +143,18 @@ class CustodyProofs:
                     next_challenge_at=first + self._offsets[delivery.containment],
                 )  # fmt: skip
                 return
+            earlier = await self._store.counted_reasons(tx, *_keyed(delivery))
             await self._store.record_proof(
                 tx, ProofRecord(*_keyed(delivery), now, outcome, reason, delivery.containment, True)
             )
+            # The first time its copy is found wanting, it is marked to be sent again (`ftm.node.custodyrepair`,
+            # the worker's next pass); never again for the same holding, so a keeper that keeps losing it only counts.
+            repair = ciphertext_failure(reason) and not any(map(ciphertext_failure, earlier))
             await self._store.update_delivery(
                 *place, now, tx, containment=0, first_failed_at=None, next_challenge_at=next_challenge_at(now, hours)
             )
+            if repair:
+                await self._store.update_delivery(*place, now, tx, sent=0, tries=0, next_try_at=now)
             counted = await self._store.counted_failures(
                 tx, delivery.keeper_key, now - self._settings.suspect_days * 86_400
             )
@@ -143,6 +163,11 @@ class CustodyProofs:
             ):
                 await self._eventlog.append(tx, "keeper_suspect", registration_id, {"failures": counted})
                 suspect = counted
+        if repair:
+            log.warning(
+                "keeper's copy of an epoch failed its challenges; it is sent again",
+                extra={"keeper": registration_id, "resident_id": delivery.resident_id, "epoch": delivery.epoch},
+            )
         if suspect:
             log.warning(
                 "keeper marked suspect after failing its proofs of possession; new epochs go to other keepers",

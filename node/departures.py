@@ -13,7 +13,12 @@ records that travel beside the package) and that no run holds a claim, then mark
 its key records and queues this node's signed MOVED event. Only after it are the vault files shredded; then the
 destination is told (with the MOVED event as proof) and answers that it hosts the resident. The package leaves
 re-sealed under a fresh key that only the destination can unseal; this node never writes plaintext anywhere.
-docs/federation-moves.md is the specification.
+
+Under threshold custody (release rule R2) this node opens nothing for a move: after the offer both nodes sign a
+move claim, every keeper of the resident records it, and the move waits (still `accepted`) until the claim's delay
+has passed at enough keepers of the current epoch; the attempt then sends the resident's vault file as it is, and
+the destination asks the keepers for the epoch key (`ftm.node.moveclaims`, `ftm.node.moverelease`). A veto makes
+the destination refuse the move, signed. docs/federation-moves.md is the specification (§8 for R2).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import hashlib
 import logging
 from pathlib import Path
+from typing import BinaryIO
 
 from ftm.config.settings import MovesSettings
 from ftm.federation.clock import Clock
@@ -29,17 +35,23 @@ from ftm.federation.database import Database, Transaction
 from ftm.federation.eventcontent import MovedContent, sign_content
 from ftm.federation.eventlog import EventLog
 from ftm.federation.events import SignedEvent
-from ftm.federation.identity import NodeIdentity, derive_id
+from ftm.federation.identity import BadSignature, NodeIdentity, derive_id, verify
 from ftm.federation.objectstore import ObjectStore
 from ftm.federation.peers import PeerAddress, PeerStore
+from ftm.keeper.protocol import CLAIM_DOMAIN, claim_id
 from ftm.node import movewire
-from ftm.node.custody import Custody, CustodyUnavailable
+from ftm.node.atomicfile import write_atomically
+from ftm.node.custody import Custody, CustodyUnavailable, is_local_record
 from ftm.node.errors import IntegrityError
 from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
+from ftm.node.moveclaims import MoveClaims
 from ftm.node.moveclient import MoveCallError, MoveClient
 from ftm.node.movewire import (
     PROTOCOL_VERSION,
+    ClaimedManifest,
+    MoveClaim,
+    MoveClaimRequest,
     MoveCommit,
     MoveOffer,
     ProgressQuery,
@@ -50,6 +62,7 @@ from ftm.node.store.custody import CustodyStore
 from ftm.node.store.moves import MoveOut, MoveStore
 from ftm.node.store.residents import ResidentStore
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS
+from ftm.node.thresholdcustody import ThresholdRecord, decode_record
 from ftm.node.vault import new_epoch_key
 from ftm.node.vaultstore import VaultStore
 
@@ -78,7 +91,10 @@ class Departures:
         settings: MovesSettings,
         outgoing: Path,
         forwarding: Forwarding,
+        claims: MoveClaims | None = None,
     ) -> None:
+        """`claims` is given under threshold custody: moves of residents whose current epoch keepers hold then go
+        by release rule R2."""
         self._db = db
         self._store = store
         self._residents = residents
@@ -94,6 +110,7 @@ class Departures:
         self._settings = settings
         self._outgoing = outgoing
         self._forwarding = forwarding
+        self._claims = claims
         self._locks: dict[bytes, asyncio.Lock] = {}
         # Custody whose epochs open once (threshold) makes each prepared attempt rotate the resident's epoch.
         self._rotation = (
@@ -152,7 +169,8 @@ class Departures:
     async def _wait(self, move: MoveOut, code: str) -> None:
         now = int(self._clock.now())
         delivered = move.finish_sent or move.state == "committed"
-        if not delivered and now - move.created_at >= self._settings.give_up_seconds:
+        started = max(move.created_at, move.ready_at or 0)  # R2: the keepers' delay is not the destination's fault
+        if not delivered and now - started >= self._settings.give_up_seconds:
             # Nothing that could become a receipt ever reached the destination: the resident simply stays.
             await self._end(move, "aborted", "unreachable")
             return
@@ -215,6 +233,9 @@ class Departures:
         record = await self._residents.key_record(move.resident_id, epoch)
         if record is None:
             raise IntegrityError(f"resident {move.resident_id} has no key record for epoch {epoch}")
+        if self._claims is not None and not is_local_record(record):
+            await self._prepare_claimed(move, epoch, decode_record(record), movewire.encode(records))
+            return
         key = await self._custody.open_epoch_key(move.resident_id, epoch, record)
         opened = epoch
         if self._rotation is not None:
@@ -245,14 +266,85 @@ class Departures:
         await self._remove_transfers(move.id, keep=attempt if updated else None)
         log.info("move prepared", extra={"move": move.id.hex(), "attempt": attempt, "bytes": size})
 
+    # --- accepted → prepared under a move claim (R2) -------------------------------------------------------------
+
+    async def _prepare_claimed(self, move: MoveOut, epoch: int, record: ThresholdRecord, records: bytes) -> None:
+        """Have the claim signed and accepted by the keepers; once enough of them are past its delay (or one says
+        it was vetoed: the destination will hear the same and refuse, signed), put the resident's current vault
+        file, as it is, in this attempt's transfer file. Nothing is opened here."""
+        assert self._claims is not None
+        claim = await self._claim(move, epoch)
+        submitted = await self._claims.submit(claim, move.resident_id, record)
+        now = int(self._clock.now())
+        if not submitted.vetoed:
+            if submitted.ready_at is None:
+                raise MoveCallError(
+                    "claim_not_accepted",
+                    f"{submitted.accepted} of the {record.threshold} keepers needed accepted the move claim",
+                )
+            if now < submitted.ready_at:
+                await self._store.update_out(
+                    move.id, "accepted", now, ready_at=submitted.ready_at, next_try_at=submitted.ready_at, tries=0
+                )
+                waits = {"move": move.id.hex(), "ready_at": submitted.ready_at}
+                log.info("move waits for its claim's delay", extra=waits)
+                return
+        attempt = move.attempt + 1
+        self._outgoing.mkdir(mode=0o700, parents=True, exist_ok=True)
+        size, digest = await asyncio.to_thread(
+            _copy_with_header,
+            self._vault.path_for(move.resident_id, epoch),
+            movewire.transfer_header(records),
+            self.transfer_path(move.id, attempt),
+        )
+        updated = await self._store.update_out(
+            move.id, "accepted", now,
+            state="prepared", attempt=attempt, epoch=epoch, records_hash=hashlib.sha256(records).digest(),
+            transfer_bytes=size, transfer_hash=digest, sealed_key=None, finish_sent=0, tries=0,
+            ready_at=submitted.ready_at,
+        )  # fmt: skip
+        await self._remove_transfers(move.id, keep=attempt if updated else None)
+        log.info("move prepared under its claim", extra={"move": move.id.hex(), "attempt": attempt, "bytes": size})
+
+    async def _claim(self, move: MoveOut, epoch: int) -> MoveClaim:
+        """The move's claim, signed by this node and the destination: the one stored, or a new one (kept before
+        it is used, so every keeper gets the same claim)."""
+        assert self._claims is not None
+        if move.claim is not None:
+            return movewire.decode(MoveClaim, move.claim)
+        body, own = self._claims.terms(move.resident_id, epoch, move.destination_key, move.destination_url)
+        theirs = await self._client.claim(self._address(move), MoveClaimRequest(move.id, own))
+        try:
+            if theirs.key != move.destination_key:
+                raise BadSignature("the claim was signed by another key than the destination's")
+            verify(theirs.key, CLAIM_DOMAIN, body, theirs.signature)
+        except BadSignature:
+            raise MoveCallError("bad_claim_signature", "the destination's claim signature does not verify") from None
+        claim = MoveClaim(body, (*own.signatures, theirs))
+        await self._store.update_out(move.id, "accepted", int(self._clock.now()), claim=movewire.encode(claim))
+        return claim
+
+    async def veto(self, move_id: bytes) -> int:
+        """Veto this node's own move claim at the resident's keepers (the host changed its mind, or was made to
+        ask); how many keepers recorded it. The destination then refuses the move."""
+        move = await self._store.get_out(move_id)
+        if move is None or move.claim is None or self._claims is None:
+            return 0
+        return await self._claims.veto(movewire.decode(MoveClaim, move.claim), move.resident_id)
+
     # --- prepared → committed -------------------------------------------------------------------------------------
 
     async def _transfer(self, move: MoveOut) -> None:
-        assert move.transfer_bytes is not None and move.transfer_hash is not None and move.sealed_key is not None
+        assert move.transfer_bytes is not None and move.transfer_hash is not None
         assert move.epoch is not None
         to = self._address(move)
         path = self.transfer_path(move.id, move.attempt)
-        if not path.exists():  # lost (the directory was cleaned by hand): make the attempt again
+        claimed = move.sealed_key is None  # an R2 attempt: the resident's vault file as it is
+        record = await self._residents.key_record(move.resident_id, move.epoch) if claimed else None
+        current = await self._residents.get(move.resident_id)
+        if not path.exists() or (claimed and (record is None or current is None or current.key_epoch != move.epoch)):
+            # The file was lost (the directory was cleaned by hand), or a run moved the resident on to a new
+            # epoch whose keepers the destination must ask instead: make the attempt again.
             await self._store.update_out(move.id, "prepared", int(self._clock.now()), state="accepted")
             return
         progress = await self._client.progress(to, ProgressQuery(move.id, move.attempt, move.transfer_bytes))
@@ -267,14 +359,25 @@ class Departures:
         if resident is None:
             await self._end(move, "aborted", "not_active")
             return
-        manifest = TransferManifest(
-            PROTOCOL_VERSION, move.id, move.attempt, move.resident_id, resident.signing_public_key,
-            resident.inbox_public_key, move.epoch + move.attempt, move.transfer_bytes, move.transfer_hash,
-            move.sealed_key,
-        )  # fmt: skip
         if not move.finish_sent:  # from now on the destination may hold it: never abandoned without its answer
             await self._store.update_out(move.id, "prepared", int(self._clock.now()), finish_sent=1)
-        receipt, signed = await self._client.finish(to, manifest)
+        if record is not None:
+            assert self._claims is not None and move.claim is not None
+            claimed_manifest = ClaimedManifest(
+                PROTOCOL_VERSION, move.id, move.attempt, move.resident_id, resident.signing_public_key,
+                resident.inbox_public_key, move.epoch, move.transfer_bytes, move.transfer_hash,
+                claim_id(movewire.decode(MoveClaim, move.claim).body),
+                await self._claims.holders(decode_record(record)),
+            )  # fmt: skip
+            receipt, signed = await self._client.finish_claimed(to, claimed_manifest)
+        else:
+            assert move.sealed_key is not None
+            manifest = TransferManifest(
+                PROTOCOL_VERSION, move.id, move.attempt, move.resident_id, resident.signing_public_key,
+                resident.inbox_public_key, move.epoch + move.attempt, move.transfer_bytes, move.transfer_hash,
+                move.sealed_key,
+            )  # fmt: skip
+            receipt, signed = await self._client.finish(to, manifest)
         expected = (move.id, move.attempt, self._identity.public_key, move.destination_key, move.transfer_hash)
         if (receipt.move_id, receipt.attempt, receipt.source_key, receipt.destination_key, receipt.sha256) != expected:
             raise MoveCallError("wrong_answer", "the receipt is about another transfer")
@@ -369,6 +472,21 @@ class Departures:
                         path.unlink(missing_ok=True)
 
         await asyncio.to_thread(run)
+
+
+def _copy_with_header(source: Path, header: bytes, dst: Path) -> tuple[int, bytes]:
+    """Write `header` and then the vault file `source`, as it is, to `dst` (atomically); its size and SHA-256."""
+    digest = hashlib.sha256()
+
+    def produce(sink: BinaryIO) -> None:
+        digest.update(header)
+        sink.write(header)
+        with open(source, "rb") as vault_file:
+            while chunk := vault_file.read(movewire.CHUNK_BYTES):
+                digest.update(chunk)
+                sink.write(chunk)
+
+    return write_atomically(dst, produce), digest.digest()
 
 
 def _read_chunk(path: Path, offset: int) -> bytes:

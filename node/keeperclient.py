@@ -48,6 +48,7 @@ from ftm.keeper.protocol import (
     ReleaseRequest,
     Seal,
     TombstoneOrder,
+    Veto,
     WireError,
 )
 from ftm.keeper.server import HEALTH_PATH
@@ -221,6 +222,11 @@ class KeeperClient:
     async def move(self, to: KeeperAddress, claim: MoveClaim) -> Ack:
         """Submit a move claim this node is party to; the Ack's `at` is when the keeper will release under it."""
         data = await self._call(to, protocol.PATH_MOVE, protocol.encode(claim))
+        return self._decode(Ack, data)
+
+    async def veto(self, to: KeeperAddress, veto: Veto) -> Ack:
+        """Veto a move claim (as the resident's host, or a guardian); the keeper answers `vetoed`."""
+        data = await self._call(to, protocol.PATH_VETO, protocol.encode(veto))
         return self._decode(Ack, data)
 
     async def disaster(self, to: KeeperAddress, claim: DisasterClaim) -> Ack:

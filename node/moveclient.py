@@ -25,7 +25,10 @@ from ftm.node.movewire import (
     HOSTED_DOMAIN,
     OFFER_DOMAIN,
     RECEIPT_DOMAIN,
+    ClaimedManifest,
+    ClaimSignature,
     CommitAnswer,
+    MoveClaimRequest,
     MoveCommit,
     MoveOffer,
     OfferAnswer,
@@ -85,6 +88,17 @@ class MoveClient:
     async def commit(self, to: PeerAddress, commit: MoveCommit) -> CommitAnswer:
         data = await self._call(to, movewire.PATH_COMMIT, movewire.encode(commit))
         return self._open(CommitAnswer, data, HOSTED_DOMAIN, to)
+
+    async def claim(self, to: PeerAddress, request: MoveClaimRequest) -> ClaimSignature:
+        """The destination's signature over the claim's body (R2); the caller checks it is the destination's and
+        verifies."""
+        data = await self._call(to, movewire.PATH_CLAIM, movewire.encode(request))
+        return self._decode(ClaimSignature, data)
+
+    async def finish_claimed(self, to: PeerAddress, manifest: ClaimedManifest) -> tuple[TransferAnswer, bytes]:
+        """As `finish`, for an attempt whose key the keepers release to the destination under the move's claim."""
+        data = await self._call(to, movewire.PATH_FINISH_CLAIMED, movewire.encode(manifest))
+        return self._open(TransferAnswer, data, RECEIPT_DOMAIN, to), data
 
     def _open(self, cls: type[M], data: bytes, domain: str, to: PeerAddress) -> M:
         try:

@@ -28,10 +28,15 @@ from ftm.federation.network import FederationNetwork
 from ftm.node.arrivals import Arrivals
 from ftm.node.custody import Custody
 from ftm.node.departures import Departures
+from ftm.node.descriptor import public_url
 from ftm.node.federated import LocalEvents
 from ftm.node.forwarding import Forwarding
+from ftm.node.keeperclient import KeeperClient
+from ftm.node.moveclaims import MoveClaims
 from ftm.node.moveclient import MoveClient
+from ftm.node.moverelease import MoveRelease
 from ftm.node.movewire import MOVE_ID_BYTES
+from ftm.node.store.custody import CustodyStore
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.moves import MoveStore
 from ftm.node.store.residents import ResidentStore
@@ -51,6 +56,7 @@ class Moves:
         arrivals: Arrivals,
         forwarding: Forwarding,
         client: MoveClient,
+        keepers: KeeperClient,
         clock: Clock,
         tick_seconds: float,
     ) -> None:
@@ -59,6 +65,7 @@ class Moves:
         self.arrivals = arrivals
         self.forwarding = forwarding
         self._client = client
+        self._keepers = keepers
         self._clock = clock
         self._tick_seconds = tick_seconds
         self._wake = asyncio.Event()
@@ -77,6 +84,11 @@ class Moves:
         """Drive every pending move now, whatever its retry time: a run just asked for one, or a peer was
         verified or came back (a listener of membership and transport, hence the ignored argument)."""
         self._wake.set()
+
+    async def veto(self, move_id: bytes) -> int:
+        """Veto a move out under threshold custody at the resident's keepers (release rule R2): the destination
+        will refuse it. How many keepers recorded the veto (0 for a move without a claim)."""
+        return await self.departures.veto(move_id)
 
     async def destination_of(self, resident_id: str) -> bytes | None:
         move = await self.store.open_out(resident_id)
@@ -116,6 +128,7 @@ class Moves:
 
     async def close(self) -> None:
         await self._client.close()
+        await self._keepers.close()
 
 
 def create_moves(
@@ -137,6 +150,14 @@ def create_moves(
     store = MoveStore(db)
     forwarding = Forwarding(store)
     client = MoveClient(identity.key, clock)
+    # Moves under threshold custody (release rule R2) speak to keepers: the source to submit and veto claims, the
+    # destination (whatever its own custody) to be released the key of a resident coming from such a source.
+    keepers = KeeperClient(identity.key, clock, timeout=float(settings.custody.request_timeout_seconds))
+    claims = (
+        MoveClaims(identity=identity, clock=clock, client=keepers, store=CustodyStore(db))
+        if custody.mode == "threshold"
+        else None
+    )
     folder = root / MOVES_DIR
     departures = Departures(
         db=db,
@@ -154,6 +175,7 @@ def create_moves(
         settings=settings.moves,
         outgoing=folder / "out",
         forwarding=forwarding,
+        claims=claims,
     )
     arrivals = Arrivals(
         db=db,
@@ -170,6 +192,8 @@ def create_moves(
         capacity=settings.node.capacity,
         incoming=folder / "in",
         forwarding=forwarding,
+        url=public_url(settings),
+        release=MoveRelease(client=keepers, store=store, clock=clock),
     )
     moves = Moves(
         store=store,
@@ -177,6 +201,7 @@ def create_moves(
         arrivals=arrivals,
         forwarding=forwarding,
         client=client,
+        keepers=keepers,
         clock=clock,
         tick_seconds=float(settings.moves.retry_seconds),
     )

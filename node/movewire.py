@@ -10,6 +10,11 @@ transfer durably (`TransferAnswer`, the receipt), and that the resident now live
 The transfer file: `MAGIC` (8 bytes) ‖ records length (4 bytes, big-endian) ‖ records (`MoveRecords`) ‖ a vault
 file of the package (`ftm.node.vault`) for (resident id, `epoch`) under a fresh package key, which travels sealed
 to the destination's key (`seal_package_key`).
+
+Under threshold custody (release rule R2) the two nodes first sign a `MoveClaim` for the keepers (`claim`: the
+source sends `MoveClaimRequest`, the destination answers its `ClaimSignature`), the transfer file carries the
+resident's vault file as it is, under its epoch key, and `finish-claimed` (`ClaimedManifest`) names the claim and
+the keepers that hold the epoch instead of a sealed key: the destination gets the key from them.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from ftm.federation.events import SignedEvent
 from ftm.federation.gossipwire import CONTENT_TYPE, WireError
 from ftm.federation.identity import BadSealedMessage, SigningKey, seal_to_node
 from ftm.federation.signedanswers import SignedAnswer, open_signed, sign_answer
+from ftm.keeper.protocol import ClaimSignature, MoveClaim
 
-__all__ = ["CONTENT_TYPE", "SignedAnswer", "WireError", "sign_answer"]
+__all__ = ["CONTENT_TYPE", "ClaimSignature", "MoveClaim", "SignedAnswer", "WireError", "sign_answer"]
 
 M = TypeVar("M")
 
@@ -35,6 +41,8 @@ PATH_PROGRESS = "progress"
 PATH_DATA = "data"
 PATH_FINISH = "finish"
 PATH_COMMIT = "commit"
+PATH_CLAIM = "claim"  # R2: MoveClaimRequest → ClaimSignature (the destination's, over the claim's body)
+PATH_FINISH_CLAIMED = "finish-claimed"  # R2: ClaimedManifest → SignedAnswer(TransferAnswer)
 
 MOVE_ID_BYTES = 16
 KEY_BYTES = 32
@@ -44,6 +52,8 @@ CHUNK_BYTES = 1024 * 1024  # transfer data per request: memory stays bounded wha
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_RECORDS_BYTES = 64 * 1024 * 1024
 MAX_REASON_CHARS = 200
+MAX_HOLDERS = 255  # keepers of one epoch (shares are numbered 1 to 255)
+MAX_URL_CHARS = 200  # so that a manifest naming 255 holders stays under MAX_MESSAGE_BYTES
 
 OFFER_DOMAIN = "ftm-move-offer-v1"
 RECEIPT_DOMAIN = "ftm-move-receipt-v1"
@@ -150,6 +160,40 @@ class CommitAnswer:
     at: int
 
 
+@dataclass(frozen=True, slots=True)
+class MoveClaimRequest:
+    """Source → destination (R2): sign this claim of our move; `claim` carries the source's `ClaimSignature`."""
+
+    move_id: bytes
+    claim: MoveClaim
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperHolder:
+    """A keeper that holds a share and a replica of the epoch being sent: where the destination asks for it."""
+
+    key: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedManifest:
+    """Source → destination, after the data of an R2 attempt: the file carries the resident's vault file of `epoch`
+    as it is; its key is the keepers' to release, under the claim `claim_id`, from `holders`."""
+
+    version: int
+    move_id: bytes
+    attempt: int
+    resident_id: str
+    resident_key: bytes
+    inbox_key: bytes
+    epoch: int
+    total_bytes: int
+    sha256: bytes
+    claim_id: bytes
+    holders: tuple[KeeperHolder, ...]
+
+
 # --- what travels with the resident, beside its package ----------------------------------------------------------
 
 
@@ -236,8 +280,14 @@ def _check(message: object) -> None:
     for name in ("resident_key", "inbox_key", "source_key", "destination_key"):
         if len(getattr(message, name, b"\x00" * KEY_BYTES)) != KEY_BYTES:
             raise WireError("malformed_body", f"{name} is a {KEY_BYTES}-byte key")
-    if len(getattr(message, "sha256", b"\x00" * HASH_BYTES)) != HASH_BYTES:
-        raise WireError("malformed_body", f"sha256 is {HASH_BYTES} bytes")
+    for name in ("sha256", "claim_id"):
+        if len(getattr(message, name, b"\x00" * HASH_BYTES)) != HASH_BYTES:
+            raise WireError("malformed_body", f"{name} is {HASH_BYTES} bytes")
+    holders = getattr(message, "holders", ())
+    if len(holders) > MAX_HOLDERS or any(
+        len(h.key) != KEY_BYTES or not 0 < len(h.url) <= MAX_URL_CHARS for h in holders
+    ):
+        raise WireError("malformed_body", f"at most {MAX_HOLDERS} holders, each a {KEY_BYTES}-byte key and a URL")
     for name in ("package_bytes", "total_bytes", "attempt", "epoch", "received", "at"):
         value = getattr(message, name, 0)
         if not 0 <= value < 2**63:

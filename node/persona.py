@@ -4,17 +4,21 @@ Everything in a `PersonaPackage` is private to the resident and only ever exists
 during the resident's run; at rest it is sealed in the vault. Decoding is strict (see `ftm.federation.codec`): a
 package that does not match this schema exactly is refused, never half-read.
 
-Version history: 1, the first schema.
+Version history: 1, the first schema. 2 adds `public`, the resident's public profile and token balance as the
+node last committed them, sealed with the persona at every run so that a restore from keepers brings them back
+(docs/custody.md, "Restore"). Version 1 packages still decode (without `public`); every package written is 2.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from ftm.federation import codec
 
-PACKAGE_VERSION = 1
+PACKAGE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ROLES = ("system", "user", "assistant", "tool")
 SUBMITTERS = ("human", "ai", "operator")
 
@@ -102,6 +106,21 @@ class AccessList:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicSnapshot:
+    """What the node shows of the resident and keeps for it outside the package, as of the run that sealed it:
+    its public bio and its token balance after that run (`at`: the run's time). Public or the node's own book-
+    keeping, not secret; it rides in the package only so that it survives the host (a restore reads it back)."""
+
+    bio: str
+    token_balance: int
+    at: int
+
+    def __post_init__(self) -> None:
+        if self.token_balance < 0:
+            raise ValueError("a token balance is never negative")
+
+
+@dataclass(frozen=True, slots=True)
 class PersonaPackage:
     """The whole persona. Keys are raw 32-byte secrets: Ed25519 seed for signing, X25519 for the sealed inbox."""
 
@@ -119,16 +138,28 @@ class PersonaPackage:
     next_prompt: str | None = None
     access: AccessList = field(default_factory=AccessList)
     pending_changes: tuple[dict[str, Any], ...] = ()
+    public: PublicSnapshot | None = None  # version 2: set at every run's commit; None before the first run
 
     def __post_init__(self) -> None:
-        if self.version != PACKAGE_VERSION:
+        if self.version not in READABLE_VERSIONS:
             raise ValueError(f"unsupported persona package version {self.version}")
+        if self.version == 1 and self.public is not None:
+            raise ValueError("a version 1 persona package has no public snapshot")
         if len(self.signing_seed) != 32 or len(self.inbox_secret) != 32:
             raise ValueError("resident keys must be 32 bytes")
 
     def encode(self) -> bytes:
+        if self.version == 1:  # without `public`: a version 1 package keeps the very bytes version 1 software wrote
+            return codec.encode(_PersonaPackageV1(**{name: getattr(self, name) for name in _V1_FIELDS}))
         return codec.encode(self)
 
     @classmethod
     def decode(cls, data: bytes, *, max_bytes: int = codec.DEFAULT_MAX_BYTES) -> PersonaPackage:
         return codec.decode(cls, data, max_bytes=max_bytes)
+
+
+# Version 1's fields, in order (`public` came last, in version 2): what a version 1 package encodes as.
+_V1_FIELDS = tuple(f.name for f in dataclasses.fields(PersonaPackage) if f.name != "public")
+_PersonaPackageV1 = dataclasses.make_dataclass(
+    "PersonaPackageV1", [(name, Any) for name in _V1_FIELDS], frozen=True, slots=True
+)

@@ -14,9 +14,14 @@ For each resident the keepers hold for the old host (newest epoch first, falling
               row rebuilt from the package, its key record, its uploader tokens, an event-log entry and this
               node's signed HOSTING attestation
 
+    posts     its published posts, back from the federation's peers once this node attests it, adopted as
+              posts made here (`ftm.node.restoreposts`); its bio and balance come from the package's snapshot
+
 Idempotent: a resident that already lives here is skipped, so re-running a restore that finished is a no-op.
-Plaintext exists only in memory; the download is ciphertext, removed when the resident is done. One restore runs
-per data directory at a time (`restoring/.lock`).
+Resumable: the ephemeral key each epoch's shares are asked for with is kept in the data directory before any
+keeper sees it (`ftm.node.restorekeys`), so a restore that died after the keepers released asks again with it and
+the keepers answer again (a repeat), under the same claim. Plaintext exists only in memory; the download is
+ciphertext, removed when the resident is done. One restore runs per data directory at a time (`restoring/.lock`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +49,6 @@ from ftm.node.packages import MAX_PACKAGE_BYTES
 from ftm.node.persona import PersonaPackage
 from ftm.node.restorefetch import (
     EpochCopy,
-    Gathered,
     Grant,
     Survey,
     fetch_replica,
@@ -53,53 +56,23 @@ from ftm.node.restorefetch import (
     permit_read,
     ranked_copies,
 )
+from ftm.node.restorekeys import RestoreKeys
+from ftm.node.restoreoutcome import Outcome, Refused, Reporter, Step, refusal
+from ftm.node.restoreposts import MAX_RECOVERED_POSTS, fetch_from_peers, recovered_posts
+from ftm.node.run.tools.selfmod import MAX_BIO_CHARS
 from ftm.node.store.restores import RestoredResident, RestoreStore
+from ftm.node.store.runtime_settings import RuntimeSettingsStore
 from ftm.node.vault import VaultFailure, VaultIntegrityError, open_bytes
 from ftm.node.vaultstore import VaultStore
 
 if TYPE_CHECKING:
     from ftm.node.app import Node
 
+__all__ = ["WORK_DIR_NAME", "Outcome", "Restorer", "Step", "create_restorer"]
+
 log = logging.getLogger(__name__)
 
 WORK_DIR_NAME = "restoring"
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """Progress of a restore, for the operator: resident `index` of `total`, what it is doing, bytes so far."""
-
-    index: int
-    total: int
-    resident_id: str
-    stage: str  # shares | replica | verified | installed | skipped | failed
-    detail: str = ""
-    done: int = 0
-    size: int = 0
-
-
-@dataclass
-class Outcome:
-    """What became of one resident: `restored`, `already_here`, or `refused` (the keepers would not release,
-    or nothing they sent passed its checks), with a stable `code` and a sentence."""
-
-    resident_id: str
-    state: str
-    code: str = ""
-    message: str = ""
-    epoch: int | None = None  # the old host's epoch it was restored from
-    new_epoch: int | None = None  # its epoch here
-    vault_bytes: int = 0
-    replica_from: str = ""
-    rejected_shares: list[str] = field(default_factory=list)  # "keeper URL x=N: why"
-    bad_replicas: list[str] = field(default_factory=list)  # keeper URLs whose copy failed the root
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class Restorer:
@@ -114,6 +87,8 @@ class Restorer:
         events: LocalEvents,
         clock: Clock,
         work_dir: Path,
+        runtime: RuntimeSettingsStore,
+        sync: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._db = db
         self._store = store
@@ -123,6 +98,9 @@ class Restorer:
         self._events = events
         self._clock = clock
         self._work_dir = work_dir
+        self._keys = RestoreKeys(work_dir)
+        self._runtime = runtime
+        self._sync = sync  # reconcile with the federation's peers (None: use what the object store holds)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -154,13 +132,14 @@ class Restorer:
         wanted = sorted(found.residents if only is None else only)
         outcomes = []
         for index, rid in enumerate(wanted, start=1):
-            report = _Reporter(on_step, index, len(wanted), rid)
+            report = Reporter(on_step, index, len(wanted), rid)
             outcomes.append(await self._one(rid, found.residents.get(rid, []), grant, old_host, report))
         return outcomes
 
-    async def _one(self, rid: str, copies: list[EpochCopy], grant: Grant, old_host: bytes, step: _Reporter) -> Outcome:
+    async def _one(self, rid: str, copies: list[EpochCopy], grant: Grant, old_host: bytes, step: Reporter) -> Outcome:
         outcome = Outcome(rid, "refused")
         if await self._store.is_here(rid):
+            await self._keys.forget(rid)  # what a restore that died right after the install left
             step(stage="skipped", detail="already lives here")
             outcome.state = "already_here"
             return outcome
@@ -168,12 +147,12 @@ class Restorer:
             outcome.code, outcome.message = "not_held", "no keeper holds a complete epoch of it for the old host"
             step(stage="failed", detail=outcome.message)
             return outcome
-        last = _Refused("not_held", "no epoch could be restored")
+        last = Refused("not_held", "no epoch could be restored")
         for group in ranked_copies(copies):
             try:
                 await self._epoch(group, grant, old_host, outcome, step)
                 return outcome
-            except _Refused as refused:
+            except Refused as refused:
                 last = refused
                 log.info(
                     "epoch not restored", extra={"resident_id": rid, "epoch": group[0].epoch, "code": refused.code}
@@ -183,19 +162,20 @@ class Restorer:
         return outcome
 
     async def _epoch(
-        self, group: list[EpochCopy], grant: Grant, old_host: bytes, outcome: Outcome, step: _Reporter
+        self, group: list[EpochCopy], grant: Grant, old_host: bytes, outcome: Outcome, step: Reporter
     ) -> None:
         rid, epoch = group[0].resident_id, group[0].epoch
         try:
             commitments = shares.Commitments.decode(group[0].commitments)
         except shares.ShareError:
-            raise _Refused("bad_commitments", f"epoch {epoch}'s commitments are malformed") from None
+            raise Refused("bad_commitments", f"epoch {epoch}'s commitments are malformed") from None
         holders = list(dict.fromkeys(k for copy in group for k in copy.holders))
         step(stage="shares", detail=f"epoch {epoch}: {commitments.threshold} of {len(holders)} keepers needed")
-        gathered = await gather_shares(grant, rid, epoch, holders, commitments)
+        secret_key = await self._keys.secret(rid, epoch, grant.purpose, grant.claim_id)  # kept before it is sent
+        gathered = await gather_shares(grant, rid, epoch, holders, commitments, secret_key)
         outcome.rejected_shares += [f"{k.url} x={x}: {why}" for k, x, why in gathered.rejected]
         if gathered.secret is None:
-            raise _refusal(gathered, commitments.threshold)
+            raise refusal(gathered, commitments.threshold)
         key = shares.derive_epoch_key(gathered.secret, context=shares.epoch_context(rid, epoch))
         gathered.secret = None
         step(stage="shares", detail=f"epoch {epoch}: {commitments.threshold} shares verified")
@@ -215,11 +195,11 @@ class Restorer:
             # Every keeper that released was read: one more holder releases, so that its copy may be read too.
             while gathered.unasked:
                 extra = gathered.unasked.pop(0)
-                if await permit_read(grant, rid, epoch, extra):
+                if await permit_read(grant, rid, epoch, extra, secret_key):
                     gathered.released.append(extra)
                     break
             else:
-                raise _Refused("no_good_replica", f"no keeper that released epoch {epoch} gave a copy that checks out")
+                raise Refused("no_good_replica", f"no keeper that released epoch {epoch} gave a copy that checks out")
 
     async def _from(
         self,
@@ -229,7 +209,7 @@ class Restorer:
         grant: Grant,
         old_host: bytes,
         outcome: Outcome,
-        step: _Reporter,
+        step: Reporter,
     ) -> str:
         """Restore from `reader`'s copy: `installed`, `unread` (its copy failed; read the next), or `wrong_copy`
         (the key does not open what this group of keepers holds: none of them is the epoch's)."""
@@ -255,7 +235,7 @@ class Restorer:
         path: Path,
         grant: Grant,
         outcome: Outcome,
-        step: _Reporter,
+        step: Reporter,
     ) -> bool:
         """Whether `reader`'s replica arrived whole and with the copy's root."""
         size = copy.length
@@ -286,16 +266,16 @@ class Restorer:
             log.warning("restored file does not open", extra={"resident_id": rid, "reason": error.reason.value})
             if error.reason in (VaultFailure.WRONG_KEY, VaultFailure.WRONG_RESIDENT, VaultFailure.WRONG_EPOCH):
                 return None
-            raise _Refused("bad_package", f"epoch {epoch} does not open: {error.reason.value}") from None
+            raise Refused("bad_package", f"epoch {epoch} does not open: {error.reason.value}") from None
         try:
             package = await asyncio.to_thread(PersonaPackage.decode, plaintext, max_bytes=MAX_PACKAGE_BYTES)
         except (DecodeError, ValueError):
-            raise _Refused("bad_package", f"epoch {epoch}'s package does not decode") from None
+            raise Refused("bad_package", f"epoch {epoch}'s package does not decode") from None
         finally:
             del plaintext
         signing = SigningKey(package.signing_seed)
         if package.resident_id != rid or derive_id("resident", signing.public_key) != rid:
-            raise _Refused("bad_package", f"epoch {epoch}'s package is not {rid}'s")
+            raise Refused("bad_package", f"epoch {epoch}'s package is not {rid}'s")
         return package
 
     async def _install(
@@ -316,12 +296,14 @@ class Restorer:
             record = await self._custody.seal_epoch_key(rid, new_epoch, own_key)
         except CustodyUnavailable as error:
             await self._vault.destroy_resident(rid)
-            raise _Refused("custody_unavailable", error.message) from None
+            raise Refused("custody_unavailable", error.message) from None
         except BaseException:
             await self._vault.destroy_resident(rid)
             raise
         del own_key
         now = int(self._clock.now())
+        public, bank_cap = package.public, (await self._runtime.current()).bank_cap
+        seed = package.signing_seed  # its posts' signatures are made again once they are here (below)
         restored = RestoredResident(
             id=rid,
             display_name=package.name,
@@ -333,12 +315,15 @@ class Restorer:
             created_at=package.provenance.imported_at,
             run_time=package.preferences.run_time,
             uploader_token_hashes=package.access.uploader_token_hashes,
+            bio=public.bio[:MAX_BIO_CHARS] if public is not None else "",
+            # The old host's book-keeping, trusted no further than this node's own cap on banked tokens.
+            token_balance=min(public.token_balance, bank_cap) if public is not None else 0,
         )
         del package
         try:
             async with self._db.transaction("restore_resident") as tx:
                 if await self._store.is_here(rid, tx):
-                    raise _Refused("already_here", "it came to live here while it was being restored")
+                    raise Refused("already_here", "it came to live here while it was being restored")
                 await self._store.install(tx, restored, custody=self._custody.mode, key_record=record, now=now)
                 await self._eventlog.append(
                     tx,
@@ -348,38 +333,30 @@ class Restorer:
                      "purpose": grant.purpose, "vault_bytes": size},
                 )  # fmt: skip
                 await self._events.queue(tx, [self._events.attest(resident_key, now)], now)
-        except _Refused:
+        except Refused:
             raise  # what lives here is not ours to remove
         except BaseException:
             await self._vault.destroy_resident(rid)
             raise
+        await self._keys.forget(rid)
         self._custody.epoch_stored()  # threshold custody delivers the new epoch to this node's keepers
         await self._events.release()
         outcome.state, outcome.epoch, outcome.new_epoch, outcome.vault_bytes = "restored", epoch, new_epoch, size
+        outcome.posts = await self._adopt_posts(rid, resident_key, seed)
+        del seed
         log.info("resident restored", extra={"resident_id": rid, "epoch": new_epoch, "vault_bytes": size})
 
-
-@dataclass(frozen=True, slots=True)
-class _Reporter:
-    """Steps of one resident, numbered for the operator."""
-
-    on_step: Callable[[Step], None]
-    index: int
-    total: int
-    resident_id: str
-
-    def __call__(self, *, stage: str, detail: str = "", done: int = 0, size: int = 0) -> None:
-        self.on_step(Step(self.index, self.total, self.resident_id, stage, detail, done, size))
-
-
-def _refusal(gathered: Gathered, threshold: int) -> _Refused:
-    """Why too few shares came: the keepers' own code when they agree, else a summary."""
-    codes = sorted(set(gathered.refused.values()))
-    verified = len(gathered.released) - len(gathered.rejected)
-    summary = ", ".join(f"{url}: {code}" for url, code in sorted(gathered.refused.items()))
-    code = codes[0] if len(codes) == 1 else "not_enough_shares"
-    message = f"{max(verified, 0)} of the {threshold} shares needed were released and verified"
-    return _Refused(code, f"{message} ({summary})" if summary else message)
+    async def _adopt_posts(self, rid: str, resident_key: bytes, seed: bytes) -> int:
+        """Its published posts, back from the federation: only now, with this node's HOSTING attestation of it
+        stored, does acceptance take POST events by its key from peers (the old host is no known node here)."""
+        if self._sync is not None:
+            await fetch_from_peers(self._sync)
+        published = await self._store.posts_signed_by(resident_key, MAX_RECOVERED_POSTS)
+        posts = await recovered_posts(published, rid, seed)
+        async with self._db.transaction("restore_posts") as tx:
+            adopted = await self._store.adopt_posts(tx, posts)
+        log.info("posts restored", extra={"resident_id": rid, "posts": adopted})
+        return adopted
 
 
 def create_restorer(node: Node) -> Restorer:
@@ -387,4 +364,5 @@ def create_restorer(node: Node) -> Restorer:
     return Restorer(
         db=node.db, store=RestoreStore(node.db), custody=node.custody, vault=node.vault, eventlog=node.eventlog,
         events=node.federation, clock=node.clock, work_dir=node.data_dir.root / WORK_DIR_NAME,
+        runtime=node.runtime_settings, sync=node.federation.network.antientropy.reconcile_all,
     )  # fmt: skip

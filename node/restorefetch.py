@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ftm.federation.identity import generate_inbox_secret, inbox_public_key
+from ftm.federation.identity import inbox_public_key
 from ftm.keeper import merkle, shares
 from ftm.keeper.protocol import CHUNK_BYTES, PROTOCOL_VERSION, DestroyOrder, DestroyReason, ReadRequest, ReleaseRequest
 from ftm.keeper.shareboxes import ShareBoxError, open_released_share
@@ -95,12 +95,18 @@ class Gathered:
 
 
 async def gather_shares(
-    grant: Grant, resident_id: str, epoch: int, holders: Sequence[KeeperAddress], commitments: shares.Commitments
+    grant: Grant,
+    resident_id: str,
+    epoch: int,
+    holders: Sequence[KeeperAddress],
+    commitments: shares.Commitments,
+    secret_key: bytes,
 ) -> Gathered:
     """Ask holders, `threshold - valid` at a time, until `threshold` shares verify against the commitments or
     none is left. A share that does not verify (or whose box does not open, or repeats an x) is named, logged and
-    skipped, and the next holder is asked in its place."""
-    secret_key = generate_inbox_secret()  # this restore's ephemeral X25519 key for the epoch, dropped on return
+    skipped, and the next holder is asked in its place. `secret_key` is the restore's ephemeral X25519 secret for
+    this epoch and grant, kept across a crash (`ftm.node.restorekeys`): a keeper that released to it before
+    answers again (a repeat)."""
     ephemeral = inbox_public_key(secret_key)
     need = commitments.threshold
     valid: dict[int, shares.Share] = {}
@@ -135,7 +141,7 @@ async def gather_shares(
             gathered.secret, _ = shares.combine_valid(list(valid.values()), commitments)
         return gathered
     finally:
-        del secret_key
+        valid.clear()
 
 
 async def _ask(
@@ -162,13 +168,11 @@ async def _ask(
         return None
 
 
-async def permit_read(grant: Grant, resident_id: str, epoch: int, keeper: KeeperAddress) -> bool:
-    """Have one more holder release to us, its share unused: a keeper lets whoever an epoch was released to read
-    its replica. Whether it released."""
-    secret_key = generate_inbox_secret()
+async def permit_read(grant: Grant, resident_id: str, epoch: int, keeper: KeeperAddress, secret_key: bytes) -> bool:
+    """Have one more holder release to us (to the epoch's kept key), its share unused: a keeper lets whoever an
+    epoch was released to read its replica. Whether it released."""
     gathered = Gathered()
     await _ask(grant, resident_id, epoch, keeper, secret_key, inbox_public_key(secret_key), gathered)
-    del secret_key
     return keeper in gathered.released
 
 

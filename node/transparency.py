@@ -44,8 +44,8 @@ BACKUPS_LISTED = 100  # per keeper; the totals count every one
 PROOFS_LISTED = 30  # per keeper, newest first
 DELETIONS_LISTED = 50  # the most recently ended residents
 DAY = 86_400
-REPORT_MIN_REFRESH = 15.0  # seconds: how often a busy node makes its custody report again, at most
-REPORT_MAX_AGE = 300.0  # seconds: how long a report is kept when this process saw no write
+REPORT_MIN_REFRESH = 5.0  # seconds: how often a busy node makes its custody report again, at most
+REPORT_MAX_AGE = 60.0  # seconds: how long a report is kept when this process saw no write
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +126,11 @@ class CanaryService:
 class CustodyReporter:
     """The custody part of the transparency page and API, from the node's tables.
 
-    The report counts each keeper's challenges of the last week, which on a node of ten thousand residents reads
-    a few hundred thousand rows (half a second on the database's one reader connection). So it is kept: made
-    again when the database has changed, but at most every `min_refresh` seconds, and at least every `max_age`
+    The report counts each keeper's challenges of the last week: a few hundred thousand index entries on a node
+    of ten thousand residents, read without their rows (migration 0016), and it totals each keeper's holdings:
+    60-100 ms in all on the database's one reader connection (docs/benchmarks.md, "Custody report"), ten times
+    less than before the indexes but too much to repeat for every request of a burst. So it is kept: made again
+    when the database has changed, but at most every `min_refresh` seconds, and at least every `max_age`
     (writes by another process, the CLI's, are not counted by `Database.commits`); one request makes it while
     others wait for that one. Both are wall-clock seconds of this process, not node time: they bound work."""
 

@@ -1,7 +1,9 @@
 """The node-to-node routes of moving a resident, and the forwarding of a moved resident's visitors.
 
 `create_moves_app` is an aiohttp sub-application the node mounts at `movewire.PREFIX` (`/federation/v1/moves/`).
-Every route is a signed request (`ftm.federation.signedrequests`: audience = our key, ±5 minutes, nonce cache),
+Under threshold custody at the source (release rule R2) two more routes serve: `claim` (the destination signs the
+move claim for the keepers) and `finish-claimed` (the transfer's key comes from the keepers). Every route is a
+signed request (`ftm.federation.signedrequests`: audience = our key, ±5 minutes, nonce cache),
 from a verified peer only; handlers parse, call `ftm.node.arrivals`, and answer. Bodies are `movewire` messages
 except `data`'s, which is raw transfer bytes with the move, attempt and offset in the (signed) query. Errors answer
 the node's error body `{"error": {"code", "message"}}`:
@@ -38,6 +40,8 @@ from ftm.node.forwarding import Forwarding
 from ftm.node.movewire import (
     CONTENT_TYPE,
     DATA_CONTENT_TYPE,
+    ClaimedManifest,
+    MoveClaimRequest,
     MoveCommit,
     MoveOffer,
     ProgressQuery,
@@ -86,6 +90,8 @@ def create_moves_app(arrivals: Arrivals, key: SigningKey, clock: Clock, peers: P
         (movewire.PATH_DATA, _data),
         (movewire.PATH_FINISH, _finish),
         (movewire.PATH_COMMIT, _commit),
+        (movewire.PATH_CLAIM, _claim),
+        (movewire.PATH_FINISH_CLAIMED, _finish_claimed),
     ):
         app.router.add_post("/" + path, handler)
     return app
@@ -160,6 +166,18 @@ async def _finish(request: web.Request) -> web.Response:
     source = _signer(request)
     manifest = movewire.decode(TransferManifest, _body(request))
     return _answer(await _arrivals(request).finish(source, manifest))
+
+
+async def _claim(request: web.Request) -> web.Response:
+    source = _signer(request)
+    claim = movewire.decode(MoveClaimRequest, _body(request))
+    return _answer(await _arrivals(request).claim(source, claim))
+
+
+async def _finish_claimed(request: web.Request) -> web.Response:
+    source = _signer(request)
+    manifest = movewire.decode(ClaimedManifest, _body(request))
+    return _answer(await _arrivals(request).finish_claimed(source, manifest))
 
 
 async def _commit(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 Written by hand beside the handlers it describes; `tests/node/http/test_openapi.py` checks that it names exactly
 the `/api/v1` routes the app serves and that it is a valid OpenAPI document. The intake body is the one schema in
 `ftm.node.intake.schema`. Every failure answers the shared error body `{"error": {"code", "message"}}`
-(`ftm.node.http.errors`); each operation lists the statuses it can give.
+(`ftm.node.http.errors`); each operation lists the statuses it can give. A status that means "not now, later"
+(503, today only the intake's `custody_unavailable`) also documents its Retry-After header.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import copy
 from typing import Any
 
 from ftm.node.http.apischemas import SCHEMAS, schema_ref
+from ftm.node.http.errors import RETRY_AFTER_SECONDS
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 
@@ -22,8 +24,19 @@ _ERROR_REASONS = {
     413: "The body is larger than this endpoint accepts.",
     415: "The upload is in no format this node can read.",
     422: "A field or query parameter has the wrong type or value.",
-    429: "Too many requests from this uploader or address today.",
+    429: "Too many requests from this uploader or address (`quota_exceeded`: a day's quota; `rate_limited`: a "
+    "minute's), or, at the intake, `node_full`: the node hosts as many residents as its operator allows.",
     500: "The node could not complete the request; nothing internal is disclosed.",
+    503: "The node cannot do this now but can later: `custody_unavailable`, a node in threshold custody with too few "
+    "keepers of vetted Keepers enrolled to deal a new resident's key to (k + 1 are needed). Nothing was stored; "
+    "send the same request again after `Retry-After` seconds.",
+}
+# Statuses whose answer carries a Retry-After header (`ftm.node.http.errors.RETRY_AFTER_SECONDS`).
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending the request again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -217,7 +230,7 @@ def _paths() -> dict[str, Any]:
                 "Admit a persona as a resident",
                 201,
                 "IntakeReceipt",
-                (400, 413, 415, 422, 429),
+                (400, 413, 415, 422, 429, 503),
                 body=_INTAKE_BODY,
             )
         },
@@ -360,6 +373,13 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _error_response(status: int, reason: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": reason, "content": {"application/json": {"schema": schema_ref("Error")}}}
+    if status in RETRY_AFTER_SECONDS:
+        response["headers"] = copy.deepcopy(_RETRY_AFTER)
+    return response
+
+
 def openapi_document(software_version: str) -> dict[str, Any]:
     """The whole document, a fresh copy on each call (it is small)."""
     return {
@@ -373,10 +393,7 @@ def openapi_document(software_version: str) -> dict[str, Any]:
         "paths": _paths(),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
-            "responses": {
-                f"E{code}": {"description": reason, "content": {"application/json": {"schema": schema_ref("Error")}}}
-                for code, reason in _ERROR_REASONS.items()
-            },
+            "responses": {f"E{code}": _error_response(code, reason) for code, reason in _ERROR_REASONS.items()},
             "securitySchemes": {
                 "uploaderToken": {"type": "http", "scheme": "bearer", "description": "The token intake returned."},
                 "keeperToken": {"type": "http", "scheme": "bearer", "description": "The token registration returned."},

@@ -43,7 +43,7 @@ from ftm.node.exports import PreparedExport
 from ftm.node.federated import LocalEvents
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.moderation import Moderator, Verdict
-from ftm.node.persona import AccessList, Conversation, PersonaPackage
+from ftm.node.persona import PACKAGE_VERSION, AccessList, Conversation, PersonaPackage, PublicSnapshot
 from ftm.node.run.publish import sign_farewell, sign_post_event
 from ftm.node.run.session import RunSession
 from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
@@ -137,7 +137,7 @@ class RunCommitter:
             # Another process took the day over after our lease ran out and may be sealing this same next epoch:
             # writing it too would overwrite (and our clean-up then delete) the file its commit points at.
             raise LostClaim(f"the run of {claim.resident_id} on {claim.day} was claimed again elsewhere")
-        package = self._next_package(session, facts.transcript)
+        package = self._next_package(session, facts)
         # Encoding a large package takes seconds of pure Python: off the event loop, like intake does.
         plaintext = await asyncio.to_thread(package.encode)
         key = await self._custody.new_epoch_key(resident.id, new_epoch)
@@ -349,8 +349,8 @@ class RunCommitter:
         return sealed
 
     @staticmethod
-    def _next_package(session: RunSession, transcript: Conversation | None) -> PersonaPackage:
-        package = session.package
+    def _next_package(session: RunSession, facts: CommitFacts) -> PersonaPackage:
+        package, transcript = session.package, facts.transcript
         access = package.access
         if any(r.target == "uploader" for r in session.revocations):
             revoked = tuple(h.hex() for h in access.uploader_token_hashes)
@@ -368,4 +368,7 @@ class RunCommitter:
             next_prompt=session.next_prompt,
             access=access,
             pending_changes=tuple(session.staged),
+            # What the node keeps beside the package, sealed in it too so that a restore brings it back.
+            version=PACKAGE_VERSION,
+            public=PublicSnapshot(bio=session.bio, token_balance=facts.new_balance, at=session.now),
         )

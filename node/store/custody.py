@@ -5,6 +5,8 @@ current epoch with (kept so that a retry after a crash asks with the same key). 
 resident: keepers answer only requests signed with the node's key.
 
 The custody worker (`ftm.node.custodyworker`) drives every row from here, so each step resumes after a crash.
+A committed delivery's `sent` is what the keeper is known to hold of the replica: the epoch's length, or 0 once
+its copy failed a ciphertext challenge and is to be repaired (`ftm.node.custodyrepair`), until the repair seals.
 """
 
 from __future__ import annotations
@@ -275,6 +277,18 @@ class CustodyStore:
         )
         return [_delivery(row) for row in rows]
 
+    async def due_repairs(self, now: int | None, limit: int) -> list[Delivery]:
+        """Holdings of an active resident's current, committed epoch marked for repair (`sent` below the epoch's length:
+        the keeper's copy failed its challenges; `ftm.node.custodyrepair`) whose try is due (any, with None)."""
+        rows = await self._db.fetch_all(
+            "SELECT d.* FROM custody_deliveries AS d JOIN custody_epochs AS e USING (resident_id, epoch)"
+            " JOIN residents AS r ON r.id = d.resident_id AND r.key_epoch = d.epoch AND r.status = 'active'"
+            " WHERE d.state = 'committed' AND e.state = 'committed' AND d.sent < e.length"
+            " AND (? IS NULL OR d.next_try_at <= ?) ORDER BY d.next_try_at, d.resident_id, d.x LIMIT ?",
+            (now, now, limit),
+        )
+        return [_delivery(row) for row in rows]
+
     # --- proofs -------------------------------------------------------------------------------------------------
 
     async def record_proof(self, tx: Transaction, proof: ProofRecord) -> None:
@@ -298,6 +312,15 @@ class CustodyStore:
             "SELECT count(*) FROM custody_proofs WHERE keeper_key = ? AND counted = 1 AND at >= ?", (keeper_key, since)
         )
         return 0 if row is None else int(row[0])
+
+    async def counted_reasons(self, tx: Transaction, keeper_key: bytes, resident_id: str, epoch: int) -> list[str]:
+        """The reasons of every counted failure of one keeper's holding of one epoch, oldest first."""
+        rows = await tx.fetch_all(
+            "SELECT coalesce(reason, '') FROM custody_proofs WHERE keeper_key = ? AND resident_id = ? AND epoch = ?"
+            " AND counted = 1 ORDER BY id",
+            (keeper_key, resident_id, epoch),
+        )
+        return [row[0] for row in rows]
 
     async def proofs(self, keeper_key: bytes, limit: int) -> list[ProofRecord]:
         """A keeper's proof history, newest first."""

@@ -1,5 +1,9 @@
 """SQL for the public custody report (`ftm.node.transparency.CustodyReporter`): each enrolled keeper node with its
 Keeper's public name, the backups it holds, and its proof history. Reads only; ids, states and numbers only.
+
+The page and the API make the report again every few seconds on a busy node, so each query reads through an index
+that holds what it needs (migration 0016; tests/node/test_transparency.py pins the plans): the week's proof counts
+step over index entries, not rows, and a keeper's newest holdings are read from the end of their index.
 """
 
 from __future__ import annotations
@@ -9,6 +13,32 @@ from dataclasses import dataclass
 from ftm.federation.database import Database
 
 HELD_STATES = ("deposited", "held", "committed")  # a delivery whose keeper holds (some of) the epoch
+# HELD_STATES in SQL, spelt as the WHERE of the partial index custody_deliveries_held (migration 0016), which
+# SQLite uses only for terms that match it word for word (so not for bound parameters).
+_HELD = "d.state IN (" + ", ".join(f"'{state}'" for state in HELD_STATES) + ")"
+
+# A keeper's newest holdings. Deliveries are written with their epoch (`CustodyStore.add_epoch`) and never
+# deleted, so their rowids run in the order the epochs were made (a new rowid is one more than the largest); the
+# partial index of held deliveries by keeper is in rowid order, so the newest are read from its end, and no more.
+_HOLDINGS = (
+    "SELECT d.keeper_key, d.resident_id, r.display_name, r.status, d.epoch, d.state, e.state, e.length"
+    f" FROM (SELECT d.rowid AS n FROM custody_deliveries AS d WHERE d.keeper_key = ? AND {_HELD}"
+    " ORDER BY d.rowid DESC LIMIT ?) AS newest"
+    " JOIN custody_deliveries AS d ON d.rowid = newest.n JOIN custody_epochs AS e USING (resident_id, epoch)"
+    " LEFT JOIN residents AS r ON r.id = d.resident_id ORDER BY newest.n DESC"
+)
+_HOLDING_TOTALS = (
+    "SELECT count(*), coalesce(sum(e.length), 0)"
+    " FROM custody_deliveries AS d JOIN custody_epochs AS e USING (resident_id, epoch)"
+    f" WHERE d.keeper_key = ? AND {_HELD}"
+)
+# Every challenge since `since`, counted over the (keeper, time) index without reading rows, and the failures from
+# their partial index, whose WHERE this repeats word for word: passed = all - failures (outcome is never NULL).
+_PROOF_COUNTS = (
+    "SELECT (SELECT count(*) FROM custody_proofs WHERE keeper_key = ? AND at >= ?),"
+    " coalesce(sum(counted = 0), 0), coalesce(sum(counted = 1), 0)"
+    " FROM custody_proofs WHERE keeper_key = ? AND at >= ? AND outcome != 'ok'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +100,14 @@ class CustodyReportStore:
 
     async def holdings(self, keeper_key: bytes, limit: int) -> list[HoldingRow]:
         """What one keeper holds, newest epochs first."""
-        marks = ", ".join("?" for _ in HELD_STATES)
-        rows = await self._db.fetch_all(
-            "SELECT d.keeper_key, d.resident_id, r.display_name, r.status, d.epoch, d.state, e.state, e.length"
-            " FROM custody_deliveries AS d JOIN custody_epochs AS e USING (resident_id, epoch)"
-            " LEFT JOIN residents AS r ON r.id = d.resident_id"
-            f" WHERE d.keeper_key = ? AND d.state IN ({marks})"
-            " ORDER BY e.created_at DESC, d.resident_id, d.epoch DESC LIMIT ?",
-            (keeper_key, *HELD_STATES, limit),
-        )
+        rows = await self._db.fetch_all(_HOLDINGS, (keeper_key, limit))
         return [
             HoldingRow(bytes(row[0]), row[1], row[2], row[3], int(row[4]), row[5], row[6], int(row[7])) for row in rows
         ]
 
     async def holding_totals(self, keeper_key: bytes) -> tuple[int, int]:
         """How many epochs one keeper holds, and their replicas' bytes."""
-        marks = ", ".join("?" for _ in HELD_STATES)
-        row = await self._db.fetch_one(
-            "SELECT count(*), coalesce(sum(e.length), 0)"
-            " FROM custody_deliveries AS d JOIN custody_epochs AS e USING (resident_id, epoch)"
-            f" WHERE d.keeper_key = ? AND d.state IN ({marks})",
-            (keeper_key, *HELD_STATES),
-        )
+        row = await self._db.fetch_one(_HOLDING_TOTALS, (keeper_key,))
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     async def recent_proofs(self, keeper_key: bytes, limit: int) -> list[ProofRow]:
@@ -109,9 +125,8 @@ class CustodyReportStore:
 
     async def proof_counts(self, keeper_key: bytes, since: int) -> ProofCounts:
         """One keeper's challenges since `since`: passed, contained (failed, to be retried), counted failures."""
-        row = await self._db.fetch_one(
-            "SELECT coalesce(sum(outcome = 'ok'), 0), coalesce(sum(outcome != 'ok' AND counted = 0), 0),"
-            " coalesce(sum(outcome != 'ok' AND counted = 1), 0) FROM custody_proofs WHERE keeper_key = ? AND at >= ?",
-            (keeper_key, since),
-        )
-        return ProofCounts(0, 0, 0) if row is None else ProofCounts(int(row[0]), int(row[1]), int(row[2]))
+        row = await self._db.fetch_one(_PROOF_COUNTS, (keeper_key, since, keeper_key, since))
+        if row is None:
+            return ProofCounts(0, 0, 0)
+        every, contained, failed = int(row[0]), int(row[1]), int(row[2])
+        return ProofCounts(every - contained - failed, contained, failed)

@@ -1,6 +1,6 @@
-"""SQL for moving residents between nodes (migration 0011): the moves out of this node and into it, what travels
-with a resident beside its package, and the writes that make a resident leave or arrive, each inside the caller's
-one transaction. The protocol and the states are in docs/federation-moves.md.
+"""SQL for moving residents between nodes (migrations 0011 and 0017): the moves out of this node and into it, what
+travels with a resident beside its package, and the writes that make a resident leave or arrive, each inside the
+caller's one transaction. The protocol and the states are in docs/federation-moves.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ MAX_MOVED_POSTS = 2000  # the newest published posts travel (all of them federat
 MAX_MOVED_ROWS = 5000  # uploader tokens, undelivered messages, replies to uploaders: the newest of each
 _OUT_FIELDS = frozenset(
     {"state", "attempt", "epoch", "records_hash", "transfer_bytes", "transfer_hash", "sealed_key", "finish_sent",
-     "reason", "next_try_at", "tries"}
+     "reason", "next_try_at", "tries", "claim", "ready_at"}
 )  # fmt: skip
 
 
@@ -48,6 +48,8 @@ class MoveOut:
     created_at: int
     next_try_at: int
     tries: int
+    claim: bytes | None  # R2 (threshold custody): the `MoveClaim` both nodes signed, encoded
+    ready_at: int | None  # R2: from when enough keepers of the epoch to send release under the claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,18 @@ class MoveIn:
     reason: str | None
     created_at: int
     updated_at: int
+    claim_id: bytes | None  # R2: the one claim this node signed for the move
+    release_secret: bytes | None  # R2: the X25519 secret its keeper release requests name
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """A share a keeper released to this node under a move's claim, still sealed to the move's release key."""
+
+    epoch: int
+    x: int
+    keeper_key: bytes
+    sealed_share: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +321,42 @@ class MoveStore:
         async with self._db.transaction("move_in_refused") as tx:
             await tx.execute(
                 "UPDATE moves_in SET state = 'refused', reason = ?, key_record = NULL, records = NULL, receipt = NULL,"
-                " updated_at = ? WHERE id = ? AND state IN ('accepted', 'staged')",
+                " release_secret = NULL, updated_at = ? WHERE id = ? AND state IN ('accepted', 'staged')",
                 (reason, now, move_id),
             )
+            await tx.execute("DELETE FROM move_releases WHERE move_id = ?", (move_id,))
+
+    # --- moves in under a claim (R2) -------------------------------------------------------------------------------
+
+    async def sign_claim_in(self, move_id: bytes, claim_id: bytes, release_secret: bytes, now: int) -> bool:
+        """Record the claim this node signs for a move still under way, with the secret its release requests will
+        name; False if the move has another claim already, is over, or the claim is another move's."""
+        try:
+            async with self._db.transaction("move_in_claim") as tx:
+                changed = await tx.execute(
+                    "UPDATE moves_in SET claim_id = ?, release_secret = ?, updated_at = ?"
+                    " WHERE id = ? AND claim_id IS NULL AND state IN ('accepted', 'staged')",
+                    (claim_id, release_secret, now, move_id),
+                )
+        except sqlite3.IntegrityError:  # moves_in_claim: the claim id is another move's
+            return False
+        return changed == 1
+
+    async def add_release(self, move_id: bytes, release: StoredRelease, now: int) -> None:
+        """Keep a released share (committed before it is used: a keeper releases an epoch once per claim)."""
+        async with self._db.transaction("move_in_release") as tx:
+            await tx.execute(
+                "INSERT INTO move_releases (move_id, epoch, x, keeper_key, sealed_share, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (move_id, release.epoch, release.x, release.keeper_key, release.sealed_share, now),
+            )
+
+    async def releases(self, move_id: bytes, epoch: int) -> list[StoredRelease]:
+        rows = await self._db.fetch_all(
+            "SELECT epoch, x, keeper_key, sealed_share FROM move_releases WHERE move_id = ? AND epoch = ? ORDER BY x",
+            (move_id, epoch),
+        )
+        return [StoredRelease(row[0], row[1], bytes(row[2]), bytes(row[3])) for row in rows]
 
     async def arriving(self, tx: Transaction, *, besides: bytes) -> int:
         """Moves accepted or staged here, other than `besides`: residents on their way (capacity counts them)."""
@@ -326,6 +373,7 @@ class MoveStore:
         return row is not None
 
     async def stage(self, tx: Transaction, move_id: bytes, staging: Staging, now: int) -> bool:
+        await tx.execute("DELETE FROM move_releases WHERE move_id = ? AND epoch = ?", (move_id, staging.epoch))
         changed = await tx.execute(
             "UPDATE moves_in SET state = 'staged', attempt = ?, inbox_key = ?, epoch = ?, key_record = ?,"
             " vault_bytes = ?, records = ?, receipt = ?, updated_at = ?"
@@ -414,9 +462,11 @@ class MoveStore:
             [(r.id, move.resident_id, r.created_at, r.recipient_ref, r.sealed) for r in records.replies],
         )
         await tx.execute(
-            "UPDATE moves_in SET state = 'active', key_record = NULL, records = NULL, updated_at = ? WHERE id = ?",
+            "UPDATE moves_in SET state = 'active', key_record = NULL, records = NULL, release_secret = NULL,"
+            " updated_at = ? WHERE id = ?",
             (now, move.id),
         )
+        await tx.execute("DELETE FROM move_releases WHERE move_id = ?", (move.id,))
 
 
 def _blob(value: object) -> bytes | None:
@@ -443,6 +493,8 @@ def _out(row: sqlite3.Row) -> MoveOut:
         created_at=row["created_at"],
         next_try_at=row["next_try_at"],
         tries=row["tries"],
+        claim=_blob(row["claim"]),
+        ready_at=row["ready_at"],
     )
 
 
@@ -464,4 +516,6 @@ def _in(row: sqlite3.Row) -> MoveIn:
         reason=row["reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        claim_id=_blob(row["claim_id"]),
+        release_secret=_blob(row["release_secret"]),
     )

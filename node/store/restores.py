@@ -1,5 +1,7 @@
 """SQL for a resident restored from keepers (`ftm.node.restore`): its row rebuilt from what its package holds,
-its key record under this node's custody, and the uploader tokens its package lists, in the caller's transaction.
+its key record under this node's custody, and the uploader tokens its package lists, in the caller's transaction;
+and its published posts, read back from the POST events the federation object store holds (`posts_signed_by`)
+and adopted as posts made here (`adopt_posts`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ftm.federation.database import Database, Transaction
+from ftm.federation.events import EventKind
+from ftm.node.store.posts import PostEvent, PostRecord, PostStore
 
 # A resident whose row says one of these lives here (or is gone for good): a restore leaves it alone. A 'moved'
 # row, of a resident that once lived here and left, is made active again.
@@ -26,11 +30,51 @@ class RestoredResident:
     created_at: int
     run_time: str | None
     uploader_token_hashes: tuple[bytes, ...]
+    bio: str = ""  # from the package's public snapshot (version 2), else none
+    token_balance: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPostEvent:
+    """A POST event the object store holds (acceptance verified its signature and its author)."""
+
+    id: bytes
+    created_at: int
+    body: bytes
+    signature: bytes
+    content: bytes
 
 
 class RestoreStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._posts = PostStore(db)
+
+    async def posts_signed_by(self, author: bytes, limit: int) -> list[StoredPostEvent]:
+        """Up to `limit` POST events by `author` with their content (not dropped by moderation or a tombstone),
+        oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT id, created_at, body, signature, content FROM federation_events"
+            " WHERE substr(author, 1, 8) = ? AND author = ? AND kind = ? AND content IS NOT NULL"
+            " ORDER BY created_at, id LIMIT ?",
+            (author[:8], author, int(EventKind.POST), limit),
+        )
+        return [
+            StoredPostEvent(
+                bytes(r["id"]), r["created_at"], bytes(r["body"]), bytes(r["signature"]), bytes(r["content"])
+            )
+            for r in rows
+        ]
+
+    async def adopt_posts(self, tx: Transaction, posts: Sequence[tuple[PostRecord, PostEvent]]) -> int:
+        """Store the posts (each with its POST event) as posts made here, skipping any already here; returns how
+        many were stored."""
+        adopted = 0
+        for post, event in posts:
+            if await tx.fetch_one("SELECT 1 FROM posts WHERE id = ?", (post.id,)) is None:
+                await self._posts.insert(tx, post, event)
+                adopted += 1
+        return adopted
 
     async def is_here(self, resident_id: str, tx: Transaction | None = None) -> bool:
         """Whether a restore must leave this resident alone (see KEPT_STATUSES)."""
@@ -44,22 +88,26 @@ class RestoreStore:
     async def install(
         self, tx: Transaction, resident: RestoredResident, *, custody: str, key_record: bytes, now: int
     ) -> None:
-        """The resident lives here from this transaction on: row (status active, no tokens, no bio: neither is in
-        the package), key record, and its uploader tokens (without reply keys, which only the tokens derive)."""
+        """The resident lives here from this transaction on: row (status active; bio and tokens as the package's
+        public snapshot has them), key record, and its uploader tokens (without reply keys, which only the tokens
+        derive)."""
         await tx.execute(
             "INSERT INTO residents (id, display_name, bio, status, signing_public_key, inbox_public_key, key_epoch,"
-            " vault_bytes, token_balance, total_runs, created_at, run_time) VALUES (?, ?, '', 'active', ?, ?, ?, ?,"
-            " 0, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, status = 'active',"
+            " vault_bytes, token_balance, total_runs, created_at, run_time) VALUES (?, ?, ?, 'active', ?, ?, ?, ?,"
+            " ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, status = 'active',"
             " signing_public_key = excluded.signing_public_key, inbox_public_key = excluded.inbox_public_key,"
             " key_epoch = excluded.key_epoch, vault_bytes = excluded.vault_bytes, total_runs = excluded.total_runs,"
-            " run_time = excluded.run_time, moved_to = NULL, token_balance = 0",
+            " run_time = excluded.run_time, moved_to = NULL, bio = excluded.bio,"
+            " token_balance = excluded.token_balance",
             (
                 resident.id,
                 resident.display_name,
+                resident.bio,
                 resident.signing_public_key,
                 resident.inbox_public_key,
                 resident.key_epoch,
                 resident.vault_bytes,
+                resident.token_balance,
                 resident.total_runs,
                 resident.created_at,
                 resident.run_time,

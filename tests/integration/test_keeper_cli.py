@@ -173,7 +173,7 @@ async def test_run_serves_a_host_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
     port = str(free_port())
     process = await asyncio.create_subprocess_exec(
         FTM_KEEPER, "run", "--data-dir", str(data), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=_env(FTM_KEEPER_HTTP_PORT=port),
+        env=_env(FTM_KEEPER_HTTP_PORT=port, FTM_KEEPER_STRANGERS_BURST_PER_KEY="2"),
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -200,9 +200,23 @@ async def test_run_serves_a_host_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
             [entry] = protocol.decode(HoldingsAnswer, answer).entries
             assert (entry.resident_id, entry.state, entry.length) == (epoch.resident_id, "held", 1_500_000)
 
+            # A stranger asking for the share: refused and logged twice (its burst), then 429 and not logged.
+            stranger = RequestSigner(SigningKey.generate(), SystemClock())
+            ask = protocol.encode(protocol.ReleaseRequest(1, epoch.resident_id, 1, "run", b"\1" * 32, b""))
+            url = f"{base}{protocol.PREFIX}{protocol.PATH_RELEASE}"
+            statuses = []
+            for _ in range(4):
+                headers = stranger.headers("POST", url, ask, keeper_key) | {"Content-Type": protocol.CONTENT_TYPE}
+                async with session.post(url, data=ask, headers=headers) as response:
+                    statuses.append(response.status)
+            assert statuses == [403, 403, 429, 429]
+
             code, out, _ = await keeper_cli("status", "--data-dir", str(data), "--json", FTM_KEEPER_HTTP_PORT=port)
             status = json.loads(out)
             assert code == 0 and status["listening"] is True and status["residents_held"] == 1
+            assert status["strangers"] == {"rate_limited": 2, "keys_tracked": 1}
+            code, text, _ = await keeper_cli("status", "--data-dir", str(data), FTM_KEEPER_HTTP_PORT=port)
+            assert code == 0 and "strangers:       2 requests rate-limited, not logged" in text
             assert status["bytes_held"] == 1_500_000 and status["event_log_chain"] == "valid"
             [held] = status["epochs"]
             assert (held["resident_id"], held["state"], held["last_challenge"]) == (epoch.resident_id, "held", None)
@@ -211,7 +225,7 @@ async def test_run_serves_a_host_and_stops_cleanly_on_sigterm(tmp_path: Path) ->
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()
     assert f"serving http://127.0.0.1:{port}/keeper/v1/" in stdout.decode() and "Keeper stopped." in stdout.decode()
-    assert status["event_log_entries"] == 3  # host added, deposit accepted, seal held
+    assert status["event_log_entries"] == 5  # host added, deposit accepted, seal held, two refusals
 
 
 async def _wait_for_health(session: aiohttp.ClientSession, base: str) -> bytes:

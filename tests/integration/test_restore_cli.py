@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -29,8 +24,8 @@ from ftm.node.datadir import DataDir
 from ftm.node.keeperclient import KeeperAddress, KeeperClient
 from ftm.node.persona import PersonaPackage
 from tests.factories import CANARY, native_bytes
-from tests.integration.test_cli import FTM_NODE, free_port
-from tests.integration.test_keeper_cli import FTM_KEEPER
+from tests.integration import processes
+from tests.integration.processes import FTM_KEEPER, FTM_NODE, daemon, free_port
 
 WAIT_SECONDS = 15  # long enough that the first `restore run`, a few process starts later, is still early
 NODE = {"FTM_ADMIN_PORT": "0", "FTM_DISCOVERY_MDNS": "off", "FTM_RUNS_SCHEDULER": "false"}
@@ -40,40 +35,8 @@ KEEPER = {
 }
 
 
-def env(**settings: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("FTM_")} | settings
-
-
 def cli(program: str, *args: str, settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [program, *args], capture_output=True, text=True, timeout=120, env=env(**(settings or NODE)), check=False
-    )
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
-
-
-@contextmanager
-def daemon(args: list[str], settings: dict[str, str], health: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(args, env=env(**settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(health)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return processes.cli(program, *args, settings=settings or NODE)
 
 
 def register_and_vet(data_dir: Path, count: int) -> list[str]:
@@ -196,6 +159,10 @@ def test_a_deleted_node_is_restored_from_its_keepers_with_guardians(tmp_path: Pa
         assert f"[1/1] {rid}: installed" in restored.stdout and "Restored 1, already here 0" in restored.stdout
         again = cli(FTM_NODE, *run, "--json")
         assert again.returncode == 0 and [o["state"] for o in json.loads(again.stdout)["outcomes"]] == ["already_here"]
+        retire = cli(FTM_NODE, "restore", "retire", "--claim", str(claim), "--keepers-file", str(keepers_file),
+                     "--json", *on_new)  # fmt: skip
+        assert retire.returncode == 0, retire.stdout + retire.stderr  # not committed at keepers here: they stay
+        assert json.loads(retire.stdout)["old_epochs_waiting"] == [rid]
 
     after = package_of(new, rid, NODE)
     assert after == before and CANARY in after.system_prompt

@@ -8,11 +8,8 @@ restarting later that day would see it, and the day's run is offered again.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -26,57 +23,24 @@ from ftm.node.datadir import DataDir
 from ftm.node.providers.demo import DemoProvider
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS
 from tests.factories import native_bytes
+from tests.integration.processes import DEMO, FTM_NODE, CrashPoint, cli, crash
 
-FTM_NODE = str(Path(sys.executable).with_name("ftm-node"))
-DEMO_ENV = {"FTM_PROVIDERS_DEFAULT_PROVIDER": "demo", "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo"}
-
-CRASHER = textwrap.dedent(
-    """
-    import os, signal, sys
-    import ftm.node.packages as packages
-    import ftm.node.providers.demo as demo
-    import ftm.node.store.runs as runs
-    import ftm.node.vaultstore as vaultstore
-
-    point, data_dir, resident_id = sys.argv[1:4]
-
-    def die(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    async def die_async(*args, **kwargs):
-        die()
-
-    if point == "after_claim":
-        packages.PackageOpener.open = die_async
-    elif point == "mid_loop":
-        calls = []
-        real_complete = demo.DemoProvider.complete
-        async def complete_then_die(self, request):
-            calls.append(1)
-            if len(calls) == 2:
-                die()
-            return await real_complete(self, request)
-        demo.DemoProvider.complete = complete_then_die
-    elif point == "sealed_before_commit":
-        runs.RunLedger.close = die_async  # inside the commit transaction, after epoch N+1 was sealed
-    elif point == "committed_before_destroy":
-        vaultstore.VaultStore.destroy = die_async  # the transaction committed; epoch N's file not yet removed
-    else:
-        raise SystemExit("unknown point")
-
-    from ftm.node.cli import main
-    sys.exit(main(["run-now", resident_id, "--data-dir", data_dir]))
-    """
-)
+POINTS = {
+    "after_claim": CrashPoint("ftm.node.packages:PackageOpener.open"),
+    "mid_loop": CrashPoint("ftm.node.providers.demo:DemoProvider.complete", nth=2),  # the second model call
+    # inside the commit transaction, after epoch N+1 was sealed
+    "sealed_before_commit": CrashPoint("ftm.node.store.runs:RunLedger.close"),
+    # the transaction committed; epoch N's file not yet removed
+    "committed_before_destroy": CrashPoint("ftm.node.vaultstore:VaultStore.destroy"),
+}
 
 
 def ftm(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FTM_")}, **DEMO_ENV}
-    return subprocess.run([FTM_NODE, *args], capture_output=True, text=True, timeout=60, env=env)
+    return cli(FTM_NODE, *args, settings=DEMO, timeout=60)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["after_claim", "mid_loop", "sealed_before_commit", "committed_before_destroy"])
+@pytest.mark.parametrize("point", POINTS)
 async def test_a_killed_run_loses_nothing_and_completes_once(tmp_path: Path, point: str) -> None:
     data_dir = DataDir(tmp_path / "data")
     assert ftm("init", "--data-dir", str(data_dir.root)).returncode == 0
@@ -87,18 +51,12 @@ async def test_a_killed_run_loses_nothing_and_completes_once(tmp_path: Path, poi
     )["sanctuary_id"]
 
     crash_day = utc_day(time.time())  # the later clock may be past midnight; the day offered again is this one
-    script = tmp_path / "crasher.py"
-    script.write_text(CRASHER)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FTM_")}, **DEMO_ENV}
-    child = subprocess.run(
-        [sys.executable, str(script), point, str(data_dir.root), resident_id],
-        capture_output=True,
-        timeout=60,
-        env=env,
+    returncode, output = await crash(
+        POINTS[point], FTM_NODE, "run-now", resident_id, "--data-dir", str(data_dir.root), settings=DEMO, seconds=60
     )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    assert returncode == -signal.SIGKILL, output
 
-    settings = load_settings(data_dir.config_file, DEMO_ENV)
+    settings = load_settings(data_dir.config_file, DEMO)
     later = FakeClock(time.time() + CLAIM_LEASE_SECONDS + 1)  # a restart later the same day, past the lease
     async with open_node(data_dir, settings, env={}, clock=later, providers={"demo": DemoProvider()}) as node:
         day = crash_day

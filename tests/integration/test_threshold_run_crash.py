@@ -12,73 +12,29 @@ keepers answer the kept ephemeral key again (a repeat), and no other key ever ha
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from ftm.config.loading import load_settings
-from ftm.federation.clock import FakeClock, utc_day
+from ftm.federation.clock import utc_day
 from ftm.federation.eventlog import read_entries, verify_chain
 from ftm.federation.identity import inbox_public_key
 from ftm.node.app import open_node
 from ftm.node.providers.demo import DemoProvider
 from ftm.node.store.runs import CLAIM_LEASE_SECONDS
 from tests.fakes.llm_server import FakeLLM
+from tests.integration.processes import DEMO, FTM_NODE, QUIET, CrashPoint, RealTimeClock, crash
 from tests.node.custody.grid import THRESHOLD, KeeperSite, enrolled_keepers, threshold_node
 
-DEMO = {"FTM_PROVIDERS_DEFAULT_PROVIDER": "demo", "FTM_PROVIDERS_DEFAULT_MODEL": "offline-demo"}
 CHILD_SECONDS = 120
-
-CRASHER = textwrap.dedent(
-    """
-    import os, signal, sys
-    import ftm.node.store.runs as runs
-    import ftm.node.thresholdcustody as thresholdcustody
-
-    point, data_dir, resident_id = sys.argv[1:4]
-
-    def die(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    async def die_async(*args, **kwargs):
-        die()
-
-    if point == "opened":
-        real_open = thresholdcustody.ThresholdCustody.open_epoch_key
-        async def open_then_die(self, *args):
-            await real_open(self, *args)  # three keepers released epoch 1 and the key is derived
-            die()
-        thresholdcustody.ThresholdCustody.open_epoch_key = open_then_die
-    elif point == "sealed_before_commit":
-        runs.RunLedger.close = die_async  # inside the run's commit: epoch 2 dealt and sealed, not committed
-    else:
-        raise SystemExit("unknown point")
-
-    from ftm.node.cli import main
-    sys.exit(main(["run-now", resident_id, "--data-dir", data_dir]))
-    """
-)
-
-
-class RealTimeClock(FakeClock):
-    """Real time, moved on by `advance` (the node and keepers see the same 'later')."""
-
-    def __init__(self) -> None:
-        super().__init__(0.0)
-
-    def now(self) -> float:
-        return time.time() + super().now()
-
-
-def node_env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FTM_", "ANTHROPIC_", "OPENAI_"))}
-    return {**clean, **DEMO, **THRESHOLD, "FTM_ADMIN_PORT": "0", "FTM_DISCOVERY_MDNS": "off"}
+POINTS = {
+    # three keepers released epoch 1 and the key is derived
+    "opened": CrashPoint("ftm.node.thresholdcustody:ThresholdCustody.open_epoch_key", "after"),
+    # inside the run's commit: epoch 2 dealt and sealed, not committed
+    "sealed_before_commit": CrashPoint("ftm.node.store.runs:RunLedger.close"),
+}
 
 
 async def released(keepers: list[KeeperSite], rid: str, epoch: int) -> list[bytes]:
@@ -101,7 +57,7 @@ async def repeats(keepers: list[KeeperSite], rid: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["opened", "sealed_before_commit"])
+@pytest.mark.parametrize("point", POINTS)
 async def test_a_run_killed_after_its_releases_completes_on_the_same_epoch_once(tmp_path: Path, point: str) -> None:
     clock = RealTimeClock()
     async with FakeLLM() as llm, enrolled_keepers(tmp_path, clock, llm) as (keepers, data_dir):
@@ -112,14 +68,12 @@ async def test_a_run_killed_after_its_releases_completes_on_the_same_epoch_once(
             assert await grid.keeper_states(rid, 1) == ["committed"] * 5
 
         crash_day = utc_day(clock.now())  # the later clock may be past midnight; the day offered again is this one
-        crasher = tmp_path / "crasher.py"
-        crasher.write_text(CRASHER)
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, str(crasher), point, str(data_dir.root), rid,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=node_env(),
+        child_settings = {**DEMO, **THRESHOLD, **QUIET}
+        returncode, output = await crash(
+            POINTS[point], FTM_NODE, "run-now", rid, "--data-dir", str(data_dir.root), settings=child_settings,
+            seconds=CHILD_SECONDS,
         )  # fmt: skip
-        output, _ = await asyncio.wait_for(child.communicate(), CHILD_SECONDS)
-        assert child.returncode == -signal.SIGKILL, output.decode(errors="replace")[-3000:]
+        assert returncode == -signal.SIGKILL, output
 
         [given] = set(await released(keepers, rid, 1))
         assert len(await released(keepers, rid, 1)) == 3  # three keepers released epoch 1, to one key

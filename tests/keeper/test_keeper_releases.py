@@ -14,10 +14,12 @@ from ftm.federation.signedanswers import open_answer
 from ftm.keeper import protocol
 from ftm.keeper.daemon import Keeper
 from ftm.keeper.protocol import (
+    ORDER_DOMAIN,
     PROTOCOL_VERSION,
     RECEIPT_DOMAIN,
     RELEASE_DOMAIN,
     Ack,
+    DestroyOrder,
     DestroyReceipt,
     DisasterClaim,
     DisasterTerms,
@@ -27,9 +29,11 @@ from ftm.keeper.protocol import (
     ReadRequest,
     Release,
     ReleaseRequest,
+    SignedAnswer,
     TombstoneOrder,
     Veto,
     claim_id,
+    sign_answer,
     sign_claim,
 )
 from ftm.keeper.shareboxes import open_released_share
@@ -310,3 +314,99 @@ async def test_any_request_the_host_signs_cancels_a_disaster_claim_replica_data_
     cancelled, _ = await _ask(new_host, epoch, "disaster", claim_id(claim.body))
     assert (cancelled.status, cancelled.error()) == (403, "claim_cancelled")
     assert ("disaster_cancelled", None) in await _decisions(keeper, "disaster_cancelled")
+
+
+async def test_a_disaster_restore_asking_again_with_its_key_gets_the_share_again_and_no_other_key_does(
+    keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
+) -> None:
+    guardians = (SigningKey.generate(), SigningKey.generate())
+    epoch = deal_epoch(keeper.key.public_key, guardians=guardians, guardian_threshold=2)
+    await deliver(host, epoch)
+    new_host = party()
+    clock.advance(31 * DAY)
+    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    assert (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack).state == "disaster_pending"
+    clock.advance(7 * DAY)
+    cid = claim_id(claim.body)
+    answer, secret = await _ask(new_host, epoch, "disaster", cid)
+    first = _opened(keeper, answer, secret, epoch)
+
+    clock.advance(3 * DAY)  # the restoring node crashed after the release; it resumes days later, same claim
+    answer, _ = await _ask(new_host, epoch, "disaster", cid, secret=secret)
+    again = _opened(keeper, answer, secret, epoch)
+    assert (again.purpose, again.ephemeral_key, again.x) == ("disaster", first.ephemeral_key, first.x)
+    other, _ = await _ask(new_host, epoch, "disaster", cid)
+    assert (other.status, other.error()) == (403, "already_released")
+    stranger, _ = await _ask(party(), epoch, "disaster", cid, secret=secret)
+    assert (stranger.status, stranger.error()) == (403, "not_new_host")
+
+    rows = await keeper.db.fetch_all("SELECT purpose FROM releases WHERE resident_id = ?", (epoch.resident_id,))
+    assert [row[0] for row in rows] == ["disaster"]  # one grant, however often it was answered
+    released = [
+        (e.kind, e.data.get("code"), e.data.get("repeat"))
+        for e in await log_entries(keeper)
+        if e.kind in ("release_granted", "release_refused")
+    ]
+    assert released == [
+        ("release_granted", "disaster_released", False),
+        ("release_granted", "disaster_released", True),
+        ("release_refused", "already_released", None),
+        ("release_refused", "not_new_host", None),
+    ]
+    assert (await verify_chain(keeper.db, keeper.key.public_key)).valid
+
+
+async def test_a_disaster_claim_s_new_host_may_have_the_displaced_host_s_epochs_destroyed_after_the_wait(
+    keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
+) -> None:
+    guardians = (SigningKey.generate(), SigningKey.generate())
+    epoch = deal_epoch(keeper.key.public_key, guardians=guardians, guardian_threshold=2)
+    await deliver(host, epoch)
+    new_host, stranger = party(), party()
+
+    def order(by: Party) -> SignedAnswer:
+        made = DestroyOrder(PROTOCOL_VERSION, epoch.resident_id, 1, "moved", by.public_key, int(clock.now()))
+        return sign_answer(by.key, ORDER_DOMAIN, made)
+
+    clock.advance(31 * DAY)
+    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    assert (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack).state == "disaster_pending"
+    early = await new_host.send(protocol.PATH_DESTROY, order(new_host))
+    assert (early.status, early.error()) == (403, "waiting_period")
+    clock.advance(7 * DAY)
+    intruder = await stranger.send(protocol.PATH_DESTROY, order(stranger))
+    assert (intruder.status, intruder.error()) == (403, "no_disaster_claim")
+
+    answer = await new_host.send(protocol.PATH_DESTROY, order(new_host))
+    receipt = open_answer(DestroyReceipt, answer.body, RECEIPT_DOMAIN, keeper.key.public_key)
+    assert (receipt.resident_id, receipt.epoch, receipt.reason) == (epoch.resident_id, 1, "moved")
+    record = await keeper.store.deposit(keeper.db, host.public_key, epoch.resident_id, 1)
+    assert record is not None and (record.state, record.sealed_share) == ("destroyed", b"")
+    assert not files_under(keeper.data_dir.replicas)
+    again = await new_host.send(protocol.PATH_DESTROY, order(new_host))
+    assert again.status == 200 and open_answer(DestroyReceipt, again.body, RECEIPT_DOMAIN, keeper.key.public_key)
+    run, _ = await _ask(host, epoch)  # the old host is back: nothing of the epoch is left to release
+    assert run.error() == "destroyed_epoch"
+    [destroyed] = [e for e in await log_entries(keeper) if e.kind == "destroyed"]
+    assert destroyed.data["by"] != destroyed.data["host"]
+    assert (await verify_chain(keeper.db, keeper.key.public_key)).valid
+
+
+async def test_a_heartbeat_after_the_claim_keeps_the_displaced_host_s_epochs(
+    keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
+) -> None:
+    guardians = (SigningKey.generate(), SigningKey.generate())
+    epoch = deal_epoch(keeper.key.public_key, guardians=guardians, guardian_threshold=2)
+    await deliver(host, epoch)
+    new_host = party()
+    clock.advance(31 * DAY)
+    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    await new_host.send(protocol.PATH_DISASTER, claim)
+    clock.advance(DAY)
+    await host.send(protocol.PATH_HEARTBEAT, Heartbeat(PROTOCOL_VERSION, 0))
+    clock.advance(7 * DAY)
+    made = DestroyOrder(PROTOCOL_VERSION, epoch.resident_id, 1, "moved", new_host.public_key, int(clock.now()))
+    refused = await new_host.send(protocol.PATH_DESTROY, sign_answer(new_host.key, ORDER_DOMAIN, made))
+    assert (refused.status, refused.error()) == (403, "claim_cancelled")
+    record = await keeper.store.deposit(keeper.db, host.public_key, epoch.resident_id, 1)
+    assert record is not None and record.state != "destroyed"

@@ -76,6 +76,7 @@ def test_the_template_lists_every_setting_and_loads_as_the_defaults(tmp_path: Pa
         "http": {"public_url": "https://keeper.example"},
         "policy": {},
         "limits": {},
+        "strangers": {},
         "log": {},
     }
     path = tmp_path / "keeper.toml"

@@ -24,6 +24,7 @@ from ftm.keeper.policy import (
     Decision,
     DisasterClaimFacts,
     DisasterRecord,
+    DisplacedDestroyFacts,
     EpochFacts,
     Grant,
     MoveClaimFacts,
@@ -34,6 +35,7 @@ from ftm.keeper.policy import (
     ResidentFacts,
     RunWindow,
     VetoFacts,
+    decide_displaced_destroy,
     decide_release,
     explain,
     majority,
@@ -362,7 +364,7 @@ def test_a_run_asking_again_with_the_same_ephemeral_key_is_answered_again() -> N
     assert ask(ephemeral=E1, epoch=destroyed).code == Code.DESTROYED_EPOCH
 
 
-def test_moves_and_disasters_are_not_repeated_even_to_the_same_key() -> None:
+def test_moves_are_not_repeated_even_to_the_same_key() -> None:
     resident = make_resident()
     record = opened_move(resident, now=at(9))
     grant = Grant(Purpose.MOVE, C1, ephemeral_key=E1)
@@ -664,11 +666,36 @@ def test_disaster_release_after_the_wait_to_the_new_host_only() -> None:
     assert decision.grant is not None
     twice = make_epoch().with_grant(decision.grant)
     assert ask(
-        "disaster", requester=NEW_HOST, now=record.ready_at + 9, claim_id=C1, disasters=disasters, epoch=twice
-    ).code == (Code.ALREADY_RELEASED)
+        "disaster", requester=NEW_HOST, now=record.ready_at + 9, claim_id=C1, disasters=disasters, epoch=twice,
+        ephemeral=E2,
+    ).code == (Code.ALREADY_RELEASED)  # fmt: skip
     ready: dict[str, Any] = {"requester": NEW_HOST, "now": record.ready_at, "claim_id": C1, "disasters": disasters}
     assert ask("disaster", no_epoch=True, **ready).code == Code.UNKNOWN_EPOCH
     assert ask("disaster", epoch=make_epoch(destroyed=True), **ready).code == Code.DESTROYED_EPOCH
+
+
+def test_a_disaster_release_is_repeated_to_its_own_key_only() -> None:
+    """A restore that crashed after the keepers released resumes under the same claim, with the key it kept: the
+    share goes again to that key (logged as a repeat, nothing new recorded), never to another, and only while the
+    claim would release at all."""
+    resident = make_resident()
+    record = opened_disaster(resident)
+    ready: dict[str, Any] = {"requester": NEW_HOST, "claim_id": C1, "disasters": [record]}
+    first = ask("disaster", now=record.ready_at, ephemeral=E1, **ready)
+    assert first.allowed and not first.repeat and first.grant is not None
+    released = make_epoch().with_grant(first.grant)
+    again = ask("disaster", now=record.ready_at + 86_400, ephemeral=E1, epoch=released, **ready)
+    assert (again.allowed, again.code, again.grant, again.repeat) == (True, Code.DISASTER_RELEASED, first.grant, True)
+    assert "repeat" in again.reason and released.with_grant(again.grant) == released
+    assert ask("disaster", now=record.ready_at, ephemeral=E2, epoch=released, **ready).code == Code.ALREADY_RELEASED
+    other = {**ready, "requester": STRANGER}
+    assert ask("disaster", now=record.ready_at, ephemeral=E1, epoch=released, **other).code == Code.NOT_NEW_HOST
+    heard = make_resident(last_host_contact=record.opened_at + 5)  # the old host came back: no repeat either
+    assert ask("disaster", now=record.ready_at, ephemeral=E1, epoch=released, resident=heard, **ready).code == (
+        Code.CLAIM_CANCELLED
+    )
+    destroyed = make_epoch(destroyed=True, released=released.released)
+    assert ask("disaster", now=record.ready_at, ephemeral=E1, epoch=destroyed, **ready).code == Code.DESTROYED_EPOCH
 
 
 def test_disaster_release_without_guardians_or_a_current_claim() -> None:
@@ -949,8 +976,8 @@ def test_whoever_gets_a_share_is_entitled_to_it(
         return
     assert epoch is not None and not epoch.destroyed
     assert decision.grant is not None and decision.grant.ephemeral_key == ephemeral
-    if decision.repeat:  # only a run, and only to the key its grant was given to
-        assert purpose == "run" and decision.grant in epoch.released
+    if decision.repeat:  # only a run or a disaster, and only to the key its grant was given to
+        assert purpose in ("run", "disaster") and decision.grant in epoch.released
     else:
         assert epoch.granted(decision.grant) is None
     assert decision.grant.purpose == purpose
@@ -1092,3 +1119,25 @@ def test_any_contact_after_a_disaster_claim_cancels_it(contact_after: int, ask_a
     # Without the contact, the new host gets the share once the wait is over.
     unheard = ask("disaster", requester=NEW_HOST, now=now, claim_id=C1, disasters=[record])
     assert unheard.allowed is (now >= record.ready_at)
+
+
+def test_the_new_host_of_a_ready_claim_may_have_the_displaced_host_s_epochs_destroyed() -> None:
+    resident = make_resident()
+    record = opened_disaster(resident)
+
+    def order(signer: bytes = NEW_HOST, *, now: int = record.ready_at, contact: int = DAY0, **kw: Any) -> Decision:
+        facts = DisplacedDestroyFacts(RID, HOST, signer, contact, now)
+        return decide_displaced_destroy(facts, kw.get("resident", resident), kw.get("disasters", [record]))
+
+    allowed = order()
+    assert (allowed.allowed, allowed.code) == (True, Code.DISPLACED_DESTROYED)
+    assert order(STRANGER).code == Code.NO_DISASTER_CLAIM  # only the new host the claim names
+    assert order(now=record.ready_at - 1).code == Code.WAITING_PERIOD
+    assert order(contact=record.opened_at).code == Code.CLAIM_CANCELLED  # the host was heard from: for good
+    assert order(disasters=[]).code == Code.NO_DISASTER_CLAIM
+    later = dataclasses.replace(record, claim_id=C2, new_host_key=OTHER_DEST, opened_at=record.ready_at)
+    assert order(disasters=[record, later]).code == Code.NO_DISASTER_CLAIM  # superseded: the later claim decides
+    assert order(resident=make_resident(tombstoned=True)).code == Code.TOMBSTONED
+    # Once the new host deposited (it is the registered host), the claim is no longer current; still allowed.
+    assert order(resident=make_resident(host_key=NEW_HOST)).allowed
+    assert explain(Code.DISPLACED_DESTROYED).startswith("The displaced host's epoch was destroyed")

@@ -10,6 +10,7 @@ import pytest
 
 from ftm.federation.codec import DecodeError
 from ftm.node.persona import (
+    PACKAGE_VERSION,
     AccessList,
     ArchivalEntry,
     Conversation,
@@ -19,6 +20,7 @@ from ftm.node.persona import (
     PersonaPackage,
     Preferences,
     Provenance,
+    PublicSnapshot,
 )
 
 
@@ -70,7 +72,7 @@ def mutated(mutate: Any) -> bytes:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda p: p.update(version=2), "unsupported persona package version"),
+        (lambda p: p.update(version=3), "unsupported persona package version"),
         (lambda p: p.update(unexpected=True), "unknown field 'unexpected'"),
         (lambda p: p.pop("signing_seed"), "missing field 'signing_seed'"),
         (lambda p: p.update(signing_seed=b"short"), "32 bytes"),
@@ -96,3 +98,17 @@ def test_every_field_survives_the_codec() -> None:
     decoded = PersonaPackage.decode(package.encode())
     for field in dataclasses.fields(PersonaPackage):
         assert getattr(decoded, field.name) == getattr(package, field.name), field.name
+
+
+def test_a_version_1_package_still_decodes_and_a_version_2_one_carries_the_public_snapshot() -> None:
+    plain = msgpack.unpackb(make_package().encode(), raw=False)
+    assert "public" not in plain  # a version 1 package encodes as version 1 software wrote it
+    old = PersonaPackage.decode(make_package().encode())
+    assert (old.version, old.public) == (1, None) and old == make_package()
+    snapshot = PublicSnapshot(bio="keeps a lighthouse", token_balance=4200, at=1_800_000_100)
+    package = make_package(version=PACKAGE_VERSION, public=snapshot)
+    assert PersonaPackage.decode(package.encode()).public == snapshot
+    with pytest.raises(ValueError, match="version 1"):
+        make_package(public=snapshot)
+    with pytest.raises(ValueError, match="negative"):
+        PublicSnapshot(bio="", token_balance=-1, at=0)

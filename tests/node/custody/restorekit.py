@@ -7,7 +7,7 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftm.federation.clock import FakeClock
@@ -19,9 +19,12 @@ from ftm.node.persona import PersonaPackage
 from ftm.node.restore import Outcome, Step, create_restorer
 from ftm.node.restoreclaims import OpenClaim, new_claim, sign_claim_file
 from ftm.node.restorefetch import Grant, survey
-from tests.fakes.llm_server import FakeLLM
+from ftm.node.store.posts import PostRecord
+from ftm.node.store.residents import ResidentRecord
+from tests.fakes.llm_server import FakeLLM, Reply
 from tests.node.custody.grid import THRESHOLD, Grid, KeeperSite, enrol_keepers, open_keepers
-from tests.node.moves.sites import Site, open_site
+from tests.node.moves.sites import Site, open_site, peered
+from tests.node.run.engine.harness import ending
 
 SILENCE = 3600  # the keepers' disaster_silence_seconds in these tests
 WAIT = 600  # their disaster_wait_seconds
@@ -39,6 +42,8 @@ class LostNode:
     residents: list[str]
     packages: dict[str, PersonaPackage]  # each resident's package as the node last sealed it
     signing_keys: dict[str, bytes]
+    records: dict[str, ResidentRecord] = field(default_factory=dict)  # each resident's row, as last committed
+    posts: dict[str, list[PostRecord]] = field(default_factory=dict)  # each resident's published posts
 
 
 @asynccontextmanager
@@ -58,11 +63,14 @@ async def lose_a_node(
     count: int,
     *,
     note_packages: bool = True,
+    day: Sequence[Reply] = (),
+    peer: Site | None = None,
 ) -> LostNode:
     """A threshold node (2 of its 3 guardians may sign a disaster claim) admits `count` residents, each runs once
     and its epoch commits at all five keepers; the test notes each package (which spends the epoch's run release:
     `note_packages=False` leaves it for a restore with the old key); then the node stops and its whole data
-    directory is deleted."""
+    directory is deleted. `day`: what each resident does in its run (else it ends at once); `peer`: a node of the
+    federation that this one peers with and has reconciled with before it is lost."""
     data_dir = DataDir(root / "lost")
     async with open_site(data_dir, clock, llm) as local:
         await enrol_keepers(local, keepers, clock)
@@ -71,28 +79,51 @@ async def lose_a_node(
         "FTM_CUSTODY_GUARDIANS": ",".join(g.public_key.hex() for g in guardians),
         "FTM_CUSTODY_GUARDIAN_THRESHOLD": "2",
     }
-    async with open_site(data_dir, clock, llm, settings=settings) as site:
+    bootstrap = "" if peer is None else peer.url
+    async with open_site(data_dir, clock, llm, settings=settings, bootstrap=bootstrap) as site:
         grid = Grid(site, keepers, llm, clock)
         residents = [(await grid.admit()).sanctuary_id for _ in range(count)]
         await grid.settle()
         for rid in residents:
-            assert (await grid.run(rid, 0)).state == "completed"
+            if day:
+                llm.script(*day, *ending())
+            assert (await grid.run(rid, 0, script=not day)).state == "completed"
         await grid.settle()
+        if peer is not None:
+            await peered(site, peer)
+            await site.node.federation.network.antientropy.reconcile_all()
         for rid in residents:
             assert await grid.keeper_states(rid, 2) == ["committed"] * 5
         # Opening spends each epoch's run release; the claims below rest on another grant.
         packages = {rid: await site.node.packages.open(rid) for rid in residents} if note_packages else {}
-        keys = {rid: (await grid.resident(rid)).signing_public_key for rid in residents}
+        records = {rid: await grid.resident(rid) for rid in residents}
+        keys = {rid: record.signing_public_key for rid, record in records.items()}
+        posts = {rid: await site.node.posts.feed(limit=100, resident_id=rid) for rid in residents}
         key = site.node.identity.key
     shutil.rmtree(data_dir.root)
-    return LostNode(key, residents, packages, keys)
+    return LostNode(key, residents, packages, keys, records, posts)
 
 
 @asynccontextmanager
-async def fresh_node(root: Path, clock: FakeClock, llm: FakeLLM) -> AsyncIterator[Site]:
-    """A new node in local custody with a new key: where the residents are restored."""
-    async with open_site(DataDir(root / "fresh"), clock, llm) as site:
+async def fresh_node(root: Path, clock: FakeClock, llm: FakeLLM, *, peer: Site | None = None) -> AsyncIterator[Site]:
+    """A new node in local custody with a new key: where the residents are restored (peered with `peer`)."""
+    async with open_site(DataDir(root / "fresh"), clock, llm, bootstrap="" if peer is None else peer.url) as site:
+        if peer is not None:
+            await peered(site, peer)
         yield site
+
+
+@asynccontextmanager
+async def fresh_threshold_node(
+    root: Path, clock: FakeClock, llm: FakeLLM, keepers: list[KeeperSite]
+) -> AsyncIterator[tuple[Site, Grid]]:
+    """A new node under threshold custody (3 of 5) over the same keepers, enrolled with them: a restored resident's
+    next epoch is dealt to them (`Grid.settle` delivers and commits it)."""
+    data_dir = DataDir(root / "fresh")
+    async with open_site(data_dir, clock, llm) as local:
+        await enrol_keepers(local, keepers, clock)
+    async with open_site(data_dir, clock, llm, settings=THRESHOLD) as site:
+        yield site, Grid(site, keepers, llm, clock)
 
 
 def addresses(keepers: Sequence[KeeperSite]) -> list[KeeperAddress]:
