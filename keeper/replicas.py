@@ -186,27 +186,22 @@ def _append(path: Path, offset: int, data: bytes) -> int:
         fd = os.open(path, os.O_WRONLY)
     except FileNotFoundError:
         raise KeeperError(409, "not_deposited", "no replica is being received for this epoch") from None
-    try:
-        size = os.fstat(fd).st_size
-        if offset != size:
-            raise KeeperError(409, "wrong_offset", f"the data starts at {offset} but {size} bytes are held")
-        written = 0
-        while written < len(data):
-            written += os.pwrite(fd, memoryview(data)[written:], offset + written)
-        os.fsync(fd)
-        return offset + written
-    finally:
-        os.close(fd)
+    return _write_at_end(fd, offset, data, "the data")
 
 
 def _repair_append(path: Path, offset: int, data: bytes) -> int:
     """Its folder is not fsynced: a repair file lost to a power cut costs only a new start from offset 0."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if offset == 0 else 0)
-    fd = os.open(path, flags, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if offset == 0 else 0), 0o600)
+    return _write_at_end(fd, offset, data, "the repair data")
+
+
+def _write_at_end(fd: int, offset: int, data: bytes, what: str) -> int:
+    """Append `data` at `offset`, which must be the file's size (a resumed sender says where it goes on); the
+    new size once durable. Closes `fd`."""
     try:
         size = os.fstat(fd).st_size
         if offset != size:
-            raise KeeperError(409, "wrong_offset", f"the repair data starts at {offset} but {size} bytes are held")
+            raise KeeperError(409, "wrong_offset", f"{what} starts at {offset} but {size} bytes are held")
         written = 0
         while written < len(data):
             written += os.pwrite(fd, memoryview(data)[written:], offset + written)
