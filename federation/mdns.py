@@ -2,7 +2,7 @@
 
 `plan_mdns` decides, from the settings and the host's interfaces, whether mDNS runs and on which IPv4 addresses;
 `ZeroconfDiscovery` runs it with zeroconf's asyncio API. zeroconf is only ever given that explicit address list,
-never `InterfaceChoice.All` or `.Default`: a node listening on 127.0.0.1 multicasts on loopback only, and one
+never its all or default interface choices: a node listening on 127.0.0.1 multicasts on loopback only, and one
 listening on a LAN address only on that LAN.
 
 zeroconf's shared receiving socket is bound to 0.0.0.0:5353 whatever the address list says, so after start it is
