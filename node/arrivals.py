@@ -280,22 +280,7 @@ class Arrivals:
 
     async def finish_claimed(self, source: bytes, manifest: ClaimedManifest) -> bytes:
         """`finish` for an attempt whose key the keepers release here under the move's claim."""
-        async with self._lock(manifest.move_id):
-            move = await self._move(source, manifest.move_id)
-            if move.state == "refused":
-                return self._refusal(move, manifest, move.reason or "refused", int(self._clock.now()))
-            move = await self._receiving(source, manifest.move_id, manifest.attempt)
-            if (manifest.resident_id, manifest.resident_key) != (move.resident_id, move.resident_key):
-                raise ArrivalError(409, "wrong_move", "the transfer is of another resident than the offer")
-            if move.attempt == manifest.attempt and move.state in ("staged", "active") and move.receipt is not None:
-                return move.receipt
-            if move.claim_id is None or move.claim_id != manifest.claim_id:
-                raise ArrivalError(409, "wrong_claim", "this node signed no such claim for this move")
-            try:
-                staging = await self._stage(move, manifest)
-            except _Refusal as refusal:
-                return await self._refuse(move, manifest, refusal.reason)
-            return staging.receipt
+        return await self._finish(source, manifest)
 
     async def _released_key(self, move: MoveIn, manifest: ClaimedManifest) -> bytes:
         assert self._release is not None
@@ -314,6 +299,9 @@ class Arrivals:
     # --- finish: stage -------------------------------------------------------------------------------------------
 
     async def finish(self, source: bytes, manifest: TransferManifest) -> bytes:
+        return await self._finish(source, manifest)
+
+    async def _finish(self, source: bytes, manifest: TransferManifest | ClaimedManifest) -> bytes:
         async with self._lock(manifest.move_id):
             move = await self._move(source, manifest.move_id)
             if move.state == "refused":
@@ -323,6 +311,8 @@ class Arrivals:
                 raise ArrivalError(409, "wrong_move", "the transfer is of another resident than the offer")
             if move.attempt == manifest.attempt and move.state in ("staged", "active") and move.receipt is not None:
                 return move.receipt  # the same answer again: the source lost it, or crashed before committing
+            if isinstance(manifest, ClaimedManifest) and manifest.claim_id != move.claim_id:
+                raise ArrivalError(409, "wrong_claim", "this node signed no such claim for this move")
             try:
                 staging = await self._stage(move, manifest)
             except _Refusal as refusal:
