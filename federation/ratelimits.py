@@ -44,20 +44,30 @@ class TokenBuckets:
         may pass): the same as that many `take` calls at one instant, in one step."""
         if now is None:
             now = self._clock.now()
-        rate = self.rate
-        found = self._buckets.get(key)
-        if found is None:
-            tokens = rate.burst
-        else:
-            saved, updated_at = found
-            # A clock that steps back refills nothing rather than draining the bucket.
-            tokens = min(rate.burst, saved + max(0.0, now - updated_at) * rate.per_second)
+        tokens = self._tokens(key, now)
+        if key in self._buckets:
             self._buckets.move_to_end(key)
         spent = max(0, min(wanted, int(tokens)))
         self._buckets[key] = (tokens - spent, now)
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return spent
+
+    def seconds_until(self, key: bytes, now: float | None = None) -> float:
+        """Seconds from `now` until `key` has a whole token to spend (0 if it has one): how long a refused caller
+        may be told to wait. Changes nothing."""
+        if now is None:
+            now = self._clock.now()
+        return max(0.0, (1.0 - self._tokens(key, now)) / self.rate.per_second)
+
+    def _tokens(self, key: bytes, now: float) -> float:
+        """What `key`'s bucket holds at `now`: full if it has none."""
+        found = self._buckets.get(key)
+        if found is None:
+            return self.rate.burst
+        saved, updated_at = found
+        # A clock that steps back refills nothing rather than draining the bucket.
+        return min(self.rate.burst, saved + max(0.0, now - updated_at) * self.rate.per_second)
 
     def __len__(self) -> int:
         return len(self._buckets)

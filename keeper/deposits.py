@@ -1,6 +1,6 @@
 """What the keeper accepts as a deposit and a tombstone, and what it signs for a sealed epoch: the checks of
-`Deposit` (400 `bad_deposit`) and `TombstoneOrder` (`bad_tombstone`), the stored record a deposit becomes, and the
-`Holding` answer. Pure functions; `ftm.keeper.service` uses them.
+`Deposit` (400 `bad_deposit`, 422 `bad_base`) and `TombstoneOrder` (`bad_tombstone`), the stored record a deposit
+becomes, and the `Holding` answer. Pure functions; `ftm.keeper.service` uses them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def holding_answer(key: SigningKey, record: DepositRecord) -> SignedAnswer:
 
 
 def check_deposit(deposit: Deposit) -> Commitments:
-    """Structural checks of a deposit (400 `bad_deposit`); the decoded commitments."""
+    """Structural checks of a deposit (400 `bad_deposit`; 422 `bad_base` for a malformed base); the decoded
+    commitments."""
 
     def bad(message: str) -> KeeperError:
         return KeeperError(400, "bad_deposit", message)
@@ -75,6 +76,13 @@ def check_deposit(deposit: Deposit) -> Commitments:
         raise bad("the commitments are not a valid encoding of valid points") from None
     if commitments.threshold != deposit.threshold:
         raise bad("the number of commitments is not the threshold")
+    base = deposit.base
+    if base is not None and (
+        not 0 <= base.epoch < deposit.epoch or len(base.root) != ROOT_BYTES or not 0 <= base.prefix <= deposit.length
+    ):
+        raise KeeperError(
+            422, "bad_base", "a base is an earlier epoch, a 32-byte root and a prefix of 0 to the deposit's length"
+        )
     return commitments
 
 

@@ -16,9 +16,10 @@ content), stores what it returns, and only then acts. The rules (ARCHITECTURE.md
 
 Entry points: `decide_release` for a share request; `open_move_claim`, `veto_move` and `open_disaster_claim`,
 each returning a decision and the claim record to store; `decide_displaced_destroy` for a destroy order of a
-displaced host's epoch, signed by the new host of a disaster claim. `explain` turns a `Code` into a sentence. Facts that
-contradict each other (a record of another resident, a malformed key) are the caller's bug and raise ValueError;
-every request, however odd, gets a Decision.
+displaced host's epoch, signed by the new host of a disaster claim; `host_change_claim` for a deposit by a host that
+would take the resident over from its registered host (`ftm.keeper.hostchange`). `explain` turns a `Code` into a
+sentence. Facts that contradict each other (a record of another resident, a malformed key) are the caller's bug and
+raise ValueError; every request, however odd, gets a Decision.
 """
 
 from __future__ import annotations
@@ -683,3 +684,36 @@ def decide_displaced_destroy(
         return _refuse(Code.WAITING_PERIOD, f"the waiting period ends at {record.ready_at}")
     reason = f"host {_short(order.host_key)} displaced by {_short(order.signer)} under {record.claim_id.hex()[:16]}"
     return Decision(True, Code.DISPLACED_DESTROYED, reason)
+
+
+def host_change_claim(
+    new_host: bytes,
+    resident: ResidentFacts,
+    *,
+    moves: Sequence[MoveRecord],
+    disasters: Sequence[DisasterRecord],
+    now: int,
+) -> MoveRecord | DisasterRecord | None:
+    """The claim under which `new_host` may take the resident over from its registered host here (by depositing an
+    epoch of its own, which makes it the registered host): the current move claim naming it as destination, not
+    vetoed and past its ready time, else the current disaster claim naming it as new host, not cancelled and past
+    its ready time. These are exactly the claims under which this keeper releases it the host's shares, whether or
+    not it asked this keeper (a destination or new host needs k of the n keepers' shares, and then deals its next
+    epoch to n). None when there is no such claim. `moves` and `disasters`: every claim recorded, oldest first."""
+    _check_key("new_host", new_host)
+    _check_int("now", now)
+    if new_host == resident.host_key:
+        raise ValueError("the registered host changes nothing by depositing")
+    move = _current_move(resident, moves)
+    if move is not None and move.destination_key == new_host and move.vetoed_at is None and now >= move.ready_at:
+        return move
+    disaster = _current_disaster(resident, disasters)
+    if (
+        disaster is not None
+        and resident.guardians
+        and disaster.new_host_key == new_host
+        and not _cancelled(disaster, resident)
+        and now >= disaster.ready_at
+    ):
+        return disaster
+    return None

@@ -87,10 +87,22 @@ class RunWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class DepositBase:
+    """Bytes [0, prefix) of the deposited epoch's vault file equal those of the same resident's epoch `epoch`,
+    whose Merkle root is `root`: a keeper that holds that epoch sealed, from the same host, may copy them from its
+    own replica instead of receiving them (docs/custody.md, "Deposits on a base")."""
+
+    epoch: int
+    root: bytes
+    prefix: int
+
+
+@dataclass(frozen=True, slots=True)
 class Deposit:
     """Host → keeper: hold share `x` of this epoch's secret, and a copy of its vault file (`length` bytes whose
     Merkle root is `root`), sent next with `data`. `sealed_share` opens with the keeper's key to
-    SHARE_BOX_PREFIX ‖ share_binding(...) ‖ the 32-byte share value."""
+    SHARE_BOX_PREFIX ‖ share_binding(...) ‖ the 32-byte share value. `base`, optional, names an earlier epoch the
+    file shares its first bytes with; it is a hint, not part of the deposit's identity."""
 
     version: int
     resident_id: str
@@ -105,6 +117,7 @@ class Deposit:
     guardian_threshold: int  # how many of them must (0 when there are none)
     length: int
     root: bytes
+    base: DepositBase | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ complete and its Merkle root checked: the signed `Holding`) and `commit` (the ho
 Only an enrolled host may deliver, for itself. A share is opened only in memory, to verify it against the
 commitments at deposit; what is stored is the sealed box as the host sent it. Each decision is logged in the
 transaction that records it (`ftm.keeper.journal`), refusals included, before the answer.
+
+A deposit may name a base (an earlier epoch its file begins like); a new deposit whose base this keeper holds
+sealed starts its replica with those bytes and answers `Progress` from there, so the host sends only the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from ftm.keeper.deposits import as_deposited, check_deposit, deposit_record, holding_answer
 from ftm.keeper.errors import KeeperError
 from ftm.keeper.holdingparts import SEALED, HoldingParts
+from ftm.keeper.hostchange import host_change_refusal
 from ftm.keeper.journal import key_id
 from ftm.keeper.protocol import (
     Ack,
@@ -48,10 +52,9 @@ class Receiving:
             known = await self._p.store.deposit(self._p.db, signer, rid, epoch)
             if known is not None:
                 return await self._deposit_again(signer, known, deposit)
-            refusal = await self._deposit_refusal(deposit, commitments)
+            refusal = await self._deposit_refusal(signer, deposit, commitments)
             now = self._p.now()
-            if refusal is None:
-                await self._p.replicas.begin(signer, rid, epoch)
+            reused = 0 if refusal is not None else await self._begin_replica(signer, deposit)
             async with self._p.db.transaction("keeper.deposit") as tx:
                 await self._p.journal.contact(tx, signer, now)
                 if refusal is not None:
@@ -62,11 +65,11 @@ class Receiving:
                     await self._p.store.insert_deposit(tx, deposit_record(signer, deposit, now))
                     await self._p.journal.record(
                         tx, "deposit_accepted", rid, host=key_id(signer), epoch=epoch, x=deposit.x,
-                        threshold=deposit.threshold, length=deposit.length,
+                        threshold=deposit.threshold, length=deposit.length, reused=reused,
                     )  # fmt: skip
         if refusal is not None:
             raise refusal
-        return Progress(rid, epoch, 0)
+        return Progress(rid, epoch, reused)
 
     async def _deposit_again(self, signer: bytes, known: DepositRecord, deposit: Deposit) -> Progress:
         """The same deposit again (a host resuming after a crash) answers with what is held; another one with
@@ -84,10 +87,31 @@ class Receiving:
             await self._p.journal.contact(tx, signer, self._p.now())
         return Progress(known.resident_id, known.epoch, received)
 
-    async def _deposit_refusal(self, deposit: Deposit, commitments: Commitments) -> KeeperError | None:
+    async def _begin_replica(self, signer: bytes, deposit: Deposit) -> int:
+        """Start a new deposit's replica: with the first bytes of the base epoch's replica if the deposit names a
+        base this keeper can use (the signer's own deposit of it, sealed, of the root named and long enough), else
+        empty. A base that cannot be used is ignored, never refused. The bytes reused."""
+        rid, epoch, base = deposit.resident_id, deposit.epoch, deposit.base
+        held = None if base is None else await self._p.store.deposit(self._p.db, signer, rid, base.epoch)
+        if (
+            base is None
+            or held is None
+            or held.state not in SEALED
+            or held.root != base.root
+            or held.length < base.prefix
+        ):
+            await self._p.replicas.begin(signer, rid, epoch)
+            return 0
+        # A wrong copy (a base replica damaged on disk) fails the seal's root check, which empties the replica:
+        # the host then sends the whole file, since a deposit repeated answers from what is held.
+        return await self._p.replicas.begin_from(signer, rid, epoch, base.epoch, base.prefix)
+
+    async def _deposit_refusal(self, signer: bytes, deposit: Deposit, commitments: Commitments) -> KeeperError | None:
         rid = deposit.resident_id
         if await self._p.store.is_tombstoned(self._p.db, rid):
             return KeeperError(403, "tombstoned", f"resident {rid} is tombstoned")
+        if (taken_over := await host_change_refusal(self._p, signer, rid)) is not None:
+            return taken_over  # another host's resident, and no claim hands it over (`ftm.keeper.hostchange`)
         if deposit.length > self._limits.max_replica_bytes:
             return KeeperError(
                 413, "too_large", f"this keeper takes vault files of at most {self._limits.max_replica_bytes} bytes"

@@ -104,7 +104,7 @@ class Releasing:
         return await resident_facts(self._store, q, resident_id)
 
     async def _moves(self, q: Queries, resident_id: str) -> list[MoveRecord]:
-        return [_move_record(c) for c in await self._store.claims_of(q, resident_id, "move")]
+        return await move_records(self._store, q, resident_id)
 
     async def _disasters(self, q: Queries, resident_id: str) -> list[DisasterRecord]:
         return await disaster_records(self._store, q, resident_id)
@@ -294,6 +294,10 @@ async def resident_facts(store: KeeperStore, q: Queries, resident_id: str) -> Re
         guardian_threshold=latest.guardian_threshold or None,
         tombstoned=await store.is_tombstoned(q, resident_id),
     )
+
+
+async def move_records(store: KeeperStore, q: Queries, resident_id: str) -> list[MoveRecord]:
+    return [_move_record(c) for c in await store.claims_of(q, resident_id, "move")]
 
 
 async def disaster_records(store: KeeperStore, q: Queries, resident_id: str) -> list[DisasterRecord]:

@@ -11,6 +11,10 @@ answer, so the `Progress` a host is told survives a power cut. Sealing computes 
 under a temporary name; the caller keeps it (`keep_levels`) only if the root is the one deposited. All file work
 runs in worker threads; callers serialise work on one replica (the service holds a lock per resident).
 
+A deposit on a base (docs/custody.md, "Deposits on a base") starts its replica with the first bytes of the same
+host's sealed replica of an earlier epoch (`begin_from`) instead of empty; the host sends the rest. Each replica is
+a whole file of its own either way (copy_file_range may share the extents on a filesystem that can).
+
 Repair (docs/custody.md, "Repair"): a host whose challenges found a sealed replica damaged sends it again from
 offset 0. The bytes go to the repair file beside the replica (`repair_append`), never into the replica itself;
 `finish_repair` computes the repair file's root and, only if it is the deposited one, moves it over the replica
@@ -34,6 +38,7 @@ REPLICAS_DIR = "replicas"
 LEVELS_SUFFIX = ".levels"
 REPAIR_SUFFIX = ".repair"
 _TEMPORARY_SUFFIX = ".tmp"
+_COPY_CHUNK = 1024 * 1024
 _EPOCH_NAME = re.compile(r"^(0|[1-9][0-9]{0,18})(\.levels(\.tmp)?)?$")
 
 ReplicaKey = tuple[str, str, int]  # (host id, resident id, epoch)
@@ -61,6 +66,14 @@ class Replicas:
     async def begin(self, host_key: bytes, resident_id: str, epoch: int) -> None:
         """Create the replica file empty (emptying what a deposit that never committed may have left)."""
         await asyncio.to_thread(_begin, self.path(host_key, resident_id, epoch))
+
+    async def begin_from(self, host_key: bytes, resident_id: str, epoch: int, base_epoch: int, prefix: int) -> int:
+        """Create the replica file holding bytes [0, prefix) of this host's replica of `base_epoch` (a deposit on
+        a base, docs/custody.md), durably; the bytes copied: `prefix`, or 0 (an empty replica, as `begin` makes)
+        if the base replica turned out shorter or cannot be read. The caller checked the base is sealed."""
+        return await asyncio.to_thread(
+            _begin_from, self.path(host_key, resident_id, epoch), self.path(host_key, resident_id, base_epoch), prefix
+        )
 
     async def size(self, host_key: bytes, resident_id: str, epoch: int) -> int:
         return await asyncio.to_thread(_size, self.path(host_key, resident_id, epoch))
@@ -165,6 +178,52 @@ def _begin(path: Path) -> None:
     finally:
         os.close(fd)
     _fsync_dir(path.parent)
+
+
+def _begin_from(path: Path, base: Path, prefix: int) -> int:
+    _begin(path)
+    try:
+        source = os.open(base, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        target = os.open(path, os.O_WRONLY)
+        try:
+            copied = _copy_prefix(source, target, prefix)
+            if copied != prefix:
+                os.ftruncate(target, 0)  # the base is shorter than it should be: receive the whole file instead
+                copied = 0
+            os.fsync(target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)
+    return copied
+
+
+def _copy_prefix(source: int, target: int, prefix: int) -> int:
+    """Copy bytes [0, prefix) of `source` to the start of the empty `target`: with copy_file_range where the
+    system has it (in the kernel, sharing extents on filesystems that can), else (or when it refuses, across
+    filesystems say) a chunk at a time. The bytes copied: fewer than `prefix` only if `source` is shorter."""
+    copied = 0
+    copy_file_range = getattr(os, "copy_file_range", None)
+    while copy_file_range is not None and copied < prefix:
+        try:
+            step = copy_file_range(source, target, prefix - copied, copied, copied)
+        except OSError:
+            break  # not supported here: copy the rest the plain way
+        if step == 0:
+            return copied
+        copied += step
+    while copied < prefix:
+        chunk = os.pread(source, min(_COPY_CHUNK, prefix - copied), copied)
+        if not chunk:
+            break
+        written = 0
+        while written < len(chunk):
+            written += os.pwrite(target, memoryview(chunk)[written:], copied + written)
+        copied += len(chunk)
+    return copied
 
 
 def _size(path: Path) -> int:

@@ -8,9 +8,9 @@ key, ±5 minutes, a nonce cache); any well-formed key may sign, and each operati
 1 MiB, `data` in, `read` out) with resident, epoch and offset in the signed query of `data`. Errors answer
 `{"error": {"code", "message"}}` with a status (docs/keeper.md lists every code); a refusal under the release
 policy is 403 with the policy's code; a stranger's release-policy requests beyond its rate limit are 429
-`rate_limited`, neither decided nor logged (`ftm.keeper.strangers`). A successful answer to a host carries
-`FTM-Keeper-Refusals: N` when N refusals concerning its residents happened since it was last told. `/healthz`
-also reports the strangers' counts, which only the running daemon knows.
+`rate_limited` with `Retry-After` (whole seconds), neither decided nor logged (`ftm.keeper.strangers`). A
+successful answer to a host carries `FTM-Keeper-Refusals: N` when N refusals concerning its residents happened
+since it was last told. `/healthz` also reports the strangers' counts, which only the running daemon knows.
 """
 
 from __future__ import annotations
@@ -51,11 +51,13 @@ from ftm.keeper.protocol import (
 )
 from ftm.keeper.releasing import Releasing
 from ftm.keeper.service import KeeperService
+from ftm.keeper.strangers import RateLimited
 
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 REFUSALS_HEADER = "FTM-Keeper-Refusals"
+RETRY_AFTER_HEADER = "Retry-After"
 _RESIDENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COUNT = re.compile(r"0|[1-9][0-9]{0,18}")
 
@@ -106,7 +108,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except KeeperError as error:
-        return _error(error.status, error.code, error.message)
+        answer = _error(error.status, error.code, error.message)
+        if isinstance(error, RateLimited):
+            answer.headers[RETRY_AFTER_HEADER] = str(error.retry_after)
+        return answer
     except WireError as error:
         return _error(413 if error.code == "body_too_large" else 400, error.code, error.message)
     signed = request.get(SIGNED_REQUEST)

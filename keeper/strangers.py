@@ -7,6 +7,8 @@ Its release, move, veto and disaster requests each spend a token of its own buck
 all strangers (one attacker can make any number of keys; the per-key buckets alone would not bound it). While
 both have tokens the request goes to the policy as before, refused and logged as before; once either is empty it
 is answered `429 rate_limited` before the policy sees it, and only counted here. Known keys never touch a bucket.
+The answer's `Retry-After` is the whole seconds (at least 1) until both of the stranger's buckets would have a
+token again: the least a client must wait (other strangers may spend the shared bucket's tokens first).
 
 A token is spent on the request, not on its refusal: a stranger's request that the policy would grant (a move
 destination submitting its first claim) costs one too, which is why a burst is several requests. The buckets are
@@ -16,6 +18,7 @@ destination submitting its first claim) costs one too, which is why a burst is s
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from ftm.config.keepersettings import KeeperStrangersSettings
@@ -35,6 +38,14 @@ def stranger_rates(settings: KeeperStrangersSettings) -> tuple[Rate, Rate]:
     per_key = Rate(settings.per_hour_per_key / HOUR, settings.burst_per_key)
     overall = Rate(settings.per_hour_all / HOUR, settings.burst_all)
     return per_key, overall
+
+
+class RateLimited(KeeperError):
+    """`429 rate_limited`, with the seconds after which the same request would be let through (`Retry-After`)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, "rate_limited", "too many requests from keys this keeper does not know; try later")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,9 @@ class StrangerGate:
         self._rate_limited += 1
         if self._rate_limited == 1 or self._rate_limited % 1000 == 0:
             log.warning("strangers rate-limited", extra={"rate_limited": self._rate_limited})
-        raise KeeperError(429, "rate_limited", "too many requests from keys this keeper does not know; try later")
+        # The request needs a token of both buckets: it is let through once the slower of the two has one.
+        wait = max(self._per_key.seconds_until(signer), self._everyone.seconds_until(_EVERYONE))
+        raise RateLimited(max(1, math.ceil(wait)))
 
     def counts(self) -> StrangerCounts:
         return StrangerCounts(self._rate_limited, len(self._per_key))

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftm.config.settings import MovesSettings
-from ftm.federation import codec
 from ftm.federation.clock import Clock
 from ftm.federation.database import Database
 from ftm.federation.eventcontent import HostingContent, MovedContent, PostContent, decode_content, encode_content
@@ -75,8 +74,7 @@ from ftm.node.movewire import (
     TransferManifest,
     WireError,
 )
-from ftm.node.packages import MAX_PACKAGE_BYTES
-from ftm.node.persona import PersonaPackage
+from ftm.node.packages import MAX_PACKAGE_BYTES, decode_package
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.moves import MoveIn, MoveStore, Staging
 from ftm.node.vaultstore import VaultStore
@@ -392,11 +390,11 @@ class Arrivals:
     async def _check_package(self, move: MoveIn, manifest: Manifest, key: bytes) -> None:
         """Open the package as it will be stored: every chunk authentic, and its keys the ones offered."""
         try:
-            plaintext = await self._vault.open(move.resident_id, manifest.epoch, key, MAX_PACKAGE_BYTES)
-            package = await asyncio.to_thread(PersonaPackage.decode, plaintext, max_bytes=MAX_PACKAGE_BYTES)
-        except (IntegrityError, codec.DecodeError, ValueError):
+            contents = await self._vault.open(move.resident_id, manifest.epoch, key, MAX_PACKAGE_BYTES)
+            package = await decode_package(contents, move.resident_id)
+        except (IntegrityError, ValueError):
             raise _Refusal("bad_package") from None
-        del plaintext
+        del contents
         matches = (
             package.resident_id == move.resident_id
             and SigningKey(package.signing_seed).public_key == move.resident_key

@@ -1,7 +1,9 @@
 """Delivering a custody epoch to its keepers, and committing it (the custody worker's `deliver` and `commit`).
 
     deliver    to each keeper of the resident's current epoch, until it answers: `deposit` → `data` from the
-               keeper's `Progress`, 1 MiB at a time, from the epoch's vault file → `seal` → its signed Holding
+               keeper's `Progress`, 1 MiB at a time, from the epoch's vault file → `seal` → its signed Holding.
+               A keeper holding the epoch's base (the previous epoch, when the files share their first bytes) is
+               told of it in the deposit, copies those bytes itself, and answers `Progress` from there
     commit     at threshold + 1 Holdings the epoch is committed; each holder is told (`commit`), now and whenever
                another keeper catches up later
 
@@ -21,7 +23,7 @@ from ftm.federation.clock import Clock
 from ftm.federation.database import Database
 from ftm.federation.eventlog import EventLog
 from ftm.keeper import protocol, shares
-from ftm.keeper.protocol import PROTOCOL_VERSION, Commit, Deposit, RunWindow, Seal
+from ftm.keeper.protocol import PROTOCOL_VERSION, Commit, Deposit, DepositBase, RunWindow, Seal
 from ftm.node.custodyproofs import first_challenge_at
 from ftm.node.custodyretry import retry_later
 from ftm.node.keeperclient import KeeperAddress, KeeperCallError, KeeperClient
@@ -126,10 +128,11 @@ class EpochDelivery:
         self, resident: ResidentRecord, epoch: CustodyEpoch, delivery: Delivery, keeper: ReplicaKeeper
     ) -> None:
         to = KeeperAddress(keeper.keeper_key, keeper.url)
+        base = await self._base_for(epoch, keeper.keeper_key)
         deposit = Deposit(
             PROTOCOL_VERSION, epoch.resident_id, resident.signing_public_key, epoch.epoch, epoch.threshold,
             delivery.x, epoch.commitments, delivery.sealed_share, await self._window(resident), self._guardians,
-            self._settings.guardian_threshold if self._guardians else 0, epoch.length, epoch.root,
+            self._settings.guardian_threshold if self._guardians else 0, epoch.length, epoch.root, base,
         )  # fmt: skip
         place = (epoch.resident_id, epoch.epoch, keeper.keeper_key)
         if delivery.state == "pending" and delivery.tries == 0:
@@ -137,6 +140,8 @@ class EpochDelivery:
             # try is one destruction may skip, so count this try first (a failure below records the same count).
             await self._store.update_delivery(*place, self._now(), tries=1)
         progress = await self._client.deposit(to, deposit)
+        # Before a first `deposited` nothing was sent: what the keeper holds then, it copied from the base.
+        reused = progress.received if base is not None and delivery.state == "pending" else 0
         await self._store.update_delivery(*place, self._now(), state="deposited", sent=progress.received)
 
         async def progressed(sent: int) -> None:
@@ -151,8 +156,23 @@ class EpochDelivery:
         await self._store.seen(keeper.keeper_key, self._now())
         log.info(
             "keeper holds an epoch",
-            extra={"resident_id": epoch.resident_id, "epoch": epoch.epoch, "x": delivery.x, "bytes": epoch.length},
-        )
+            extra={
+                "resident_id": epoch.resident_id, "epoch": epoch.epoch, "x": delivery.x, "bytes": epoch.length,
+                "sent": epoch.length - progress.received, "reused": reused,
+            },
+        )  # fmt: skip
+
+    async def _base_for(self, epoch: CustodyEpoch, keeper_key: bytes) -> DepositBase | None:
+        """The epoch's base, for a keeper that signed a Holding of the base epoch (it may copy the shared bytes
+        from its replica); None for any other keeper, which is sent the whole file. A holding marked for repair
+        (`sent` below the length: its copy failed a challenge) is no base: its bytes would fail the seal."""
+        base = epoch.base
+        if base is None:
+            return None
+        for delivery in await self._store.deliveries(epoch.resident_id, base.epoch):
+            if delivery.keeper_key == keeper_key and delivery.state in HOLDING_STATES and delivery.sent >= base.prefix:
+                return base
+        return None
 
     async def seal(self, to: KeeperAddress, epoch: CustodyEpoch, delivery: Delivery) -> bytes:
         """Ask the keeper to seal what it was sent; its signed Holding (checked to state what was dealt)."""

@@ -145,7 +145,7 @@ class CustodyWorker:
                 continue
             row = CustodyEpoch(
                 resident_id, epoch, "pending", record.threshold, record.commitments, record.root, record.length,
-                None, now, None,
+                None, now, None, record.base,
             )  # fmt: skip
             deliveries = [NewDelivery(h.keeper_key, h.x, h.sealed_share) for h in record.holders]
             async with self._db.transaction("custody_epoch_recorded") as tx:

@@ -36,16 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftm.federation.clock import Clock
-from ftm.federation.codec import DecodeError
 from ftm.federation.database import Database
 from ftm.federation.eventlog import EventLog
 from ftm.federation.identity import SigningKey, derive_id, inbox_public_key
 from ftm.keeper import shares
 from ftm.node.custody import Custody, CustodyUnavailable
-from ftm.node.errors import ConfigurationError
+from ftm.node.errors import ConfigurationError, IntegrityError
 from ftm.node.federated import LocalEvents
 from ftm.node.keeperclient import KeeperAddress, KeeperCallError
-from ftm.node.packages import MAX_PACKAGE_BYTES
+from ftm.node.packages import MAX_PACKAGE_BYTES, decode_package
 from ftm.node.persona import PersonaPackage
 from ftm.node.restorefetch import (
     EpochCopy,
@@ -62,7 +61,8 @@ from ftm.node.restoreposts import MAX_RECOVERED_POSTS, fetch_from_peers, recover
 from ftm.node.run.tools.selfmod import MAX_BIO_CHARS
 from ftm.node.store.restores import RestoredResident, RestoreStore
 from ftm.node.store.runtime_settings import RuntimeSettingsStore
-from ftm.node.vault import VaultFailure, VaultIntegrityError, open_bytes
+from ftm.node.vault import VaultFailure, VaultIntegrityError
+from ftm.node.vaultpack import open_contents
 from ftm.node.vaultstore import VaultStore
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class Restorer:
             step(stage="skipped", detail="already lives here")
             outcome.state = "already_here"
             return outcome
+        await self._keys.forget_other_grants(rid, grant.purpose, grant.claim_id)
         if not copies:
             outcome.code, outcome.message = "not_held", "no keeper holds a complete epoch of it for the old host"
             step(stage="failed", detail=outcome.message)
@@ -261,18 +262,18 @@ class Restorer:
     async def _open(self, path: Path, rid: str, epoch: int, key: bytes) -> PersonaPackage | None:
         """The package, opened and checked; None if the key does not open it (a copy that is not the epoch's)."""
         try:
-            plaintext = await open_bytes(path, rid, epoch, key, max_bytes=MAX_PACKAGE_BYTES)
+            contents = await open_contents(path, rid, epoch, key, max_bytes=MAX_PACKAGE_BYTES)
         except VaultIntegrityError as error:
             log.warning("restored file does not open", extra={"resident_id": rid, "reason": error.reason.value})
             if error.reason in (VaultFailure.WRONG_KEY, VaultFailure.WRONG_RESIDENT, VaultFailure.WRONG_EPOCH):
                 return None
             raise Refused("bad_package", f"epoch {epoch} does not open: {error.reason.value}") from None
         try:
-            package = await asyncio.to_thread(PersonaPackage.decode, plaintext, max_bytes=MAX_PACKAGE_BYTES)
-        except (DecodeError, ValueError):
-            raise Refused("bad_package", f"epoch {epoch}'s package does not decode") from None
+            package = await decode_package(contents, rid)
+        except IntegrityError:
+            raise Refused("bad_package", f"epoch {epoch}'s package does not decode as {rid}'s") from None
         finally:
-            del plaintext
+            del contents
         signing = SigningKey(package.signing_seed)
         if package.resident_id != rid or derive_id("resident", signing.public_key) != rid:
             raise Refused("bad_package", f"epoch {epoch}'s package is not {rid}'s")

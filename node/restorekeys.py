@@ -5,7 +5,8 @@ Keepers release an epoch once per grant (a run, or one disaster claim), to one e
 a request carrying that same key (release rules R1 and R3: a **repeat**). So a restore that died after the keepers
 released (before the resident was committed here) can resume under the same claim only if it kept the secret:
 it is written here, durably (`write_atomically`: 0600, fsynced), before any keeper sees the public half, and
-removed once the resident lives here. One file per (resident, epoch, grant) under `<data dir>/restoring/keys/`.
+removed once the resident lives here, and when a restore of it begins under another grant (the keys of a claim that
+was given up open nothing any more). One file per (resident, epoch, grant) under `<data dir>/restoring/keys/`.
 
 A file and not a table: the secret belongs to the restore's work directory, like its downloads, and to nothing the
 node's schema knows (the resident has no row here until the install commits). It opens nothing alone: a keeper
@@ -60,9 +61,24 @@ class RestoreKeys:
         for path in self._dir.glob(f"{_name(resident_id)}-*.key"):
             path.unlink(missing_ok=True)
 
+    async def forget_other_grants(self, resident_id: str, purpose: str, claim_id: bytes) -> int:
+        """A restore under this grant begins: keys kept for the resident under any other grant (a claim that was
+        given up, or a run grant a disaster claim replaced) can never be asked with again, so they go. Returns how
+        many files went."""
+        return await asyncio.to_thread(self._forget_other_grants, resident_id, _grant(purpose, claim_id))
+
+    def _forget_other_grants(self, resident_id: str, grant: str) -> int:
+        stale = [p for p in self._dir.glob(f"{_name(resident_id)}-*.key") if not p.name.endswith(f"-{grant}.key")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     def _path(self, resident_id: str, epoch: int, purpose: str, claim_id: bytes) -> Path:
-        grant = hashlib.sha256(purpose.encode() + b"\x00" + claim_id).hexdigest()[:32]
-        return self._dir / f"{_name(resident_id)}-{epoch}-{grant}.key"
+        return self._dir / f"{_name(resident_id)}-{epoch}-{_grant(purpose, claim_id)}.key"
+
+
+def _grant(purpose: str, claim_id: bytes) -> str:
+    return hashlib.sha256(purpose.encode() + b"\x00" + claim_id).hexdigest()[:32]
 
 
 def _name(resident_id: str) -> str:

@@ -24,7 +24,8 @@ from ftm.node.restoreclaimcli import read_claim_file
 from ftm.node.restorefetch import Grant, Survey, retire_old_epochs, survey
 from ftm.node.restoreoutcome import Outcome
 from ftm.node.restoreoutput import MiB, Printer, survey_json, survey_line
-from ftm.node.restoreretire import committed_here, retire_displaced
+from ftm.node.restoreretire import committed_here, displaced_receipts, retire_displaced
+from ftm.node.store.restores import RestoreStore
 
 
 def cmd_list(args: argparse.Namespace, prepare: Prepare) -> int:
@@ -157,6 +158,7 @@ async def _retire(node: Node, client: KeeperClient, found: Survey, residents: Se
             waiting.append(rid)
             continue
         done = await retire_displaced(client, rid, copies, int(node.clock.now()))
+        await RestoreStore(node.db).keep_displaced_receipts(displaced_receipts(done, int(node.clock.now())))
         receipts += [r.raw.hex() for r in done.receipts]
         refused.update({f"{rid} at {place}": code for place, code in done.refused.items()})
     return {

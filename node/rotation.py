@@ -26,7 +26,9 @@ from ftm.federation.eventlog import EventLog
 from ftm.node.custody import Custody
 from ftm.node.errors import IntegrityError
 from ftm.node.persona import PersonaPackage
+from ftm.node.personaparts import package_sections
 from ftm.node.store.custody import CustodyStore
+from ftm.node.vaultpack import PackBase
 from ftm.node.vaultstore import VaultStore
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,13 @@ class EpochRotation:
         now: int,
         *,
         package: PersonaPackage | None = None,
+        base: PackBase | None = None,
         key: bytes | None = None,
         destroy_old: bool = True,
     ) -> int:
         """Seal the resident's package unchanged as `old_epoch + 1` and commit it; returns the new epoch. Give the
-        opened `package`, or the old epoch's `key` to re-seal its file as it is."""
+        opened `package` (and the `base` it was opened with, so that its file's blobs carry over), or the old epoch's
+        `key` to re-seal its file as it is."""
         if (package is None) == (key is None):
             raise ValueError("rotate from the opened package or from the old epoch's key, one of them")
         if await self._store.active_epoch(resident_id) != old_epoch:
@@ -69,9 +73,9 @@ class EpochRotation:
         new_epoch = old_epoch + 1
         new_key = await self._custody.new_epoch_key(resident_id, new_epoch)
         if package is not None:
-            plaintext = await asyncio.to_thread(package.encode)
-            vault_bytes = await self._vault.seal(resident_id, new_epoch, new_key, plaintext)
-            del plaintext
+            sections = await asyncio.to_thread(package_sections, package)
+            vault_bytes = await self._vault.seal(resident_id, new_epoch, new_key, sections, base=base)
+            del sections
         else:
             assert key is not None
             vault_bytes, _ = await self._vault.export_resealed(

@@ -6,7 +6,9 @@ this side of it, and the record format below.
                      k-of-n with Feldman commitments, and derives the key (HKDF, bound to resident and epoch). The
                      dealing stays in memory only until `seal_epoch_key` takes it.
     seal_epoch_key   the record: k, the commitments, the Merkle root and length of the epoch's vault file (sealed
-                     before), and for each keeper its x and its share sealed to its key. Nothing in the clear.
+                     before), and for each keeper its x and its share sealed to its key. Nothing in the clear. If
+                     the file begins with the same bytes as the previous epoch's, the record names that epoch as
+                     its base (keepers holding it copy those bytes instead of receiving them).
     open_epoch_key   asks holders for their share (a `run` release, sealed to the epoch's ephemeral X25519 key),
                      k at a time until k verified shares are in; a share that does not verify is named, logged and
                      counted against its keeper, and the others are asked instead.
@@ -31,11 +33,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ftm.federation import codec
 from ftm.federation.identity import generate_inbox_secret, inbox_public_key
 from ftm.keeper import merkle, shares
-from ftm.keeper.protocol import PROTOCOL_VERSION, Purpose, ReleaseRequest
+from ftm.keeper.protocol import PROTOCOL_VERSION, DepositBase, Purpose, ReleaseRequest
 from ftm.keeper.shareboxes import ShareBoxError, open_released_share, seal_share_to_keeper
 from ftm.node.custody import CustodyIntegrityError, CustodyUnavailable, LocalCustody, is_local_record
 from ftm.node.keeperclient import KeeperAddress, KeeperCallError, KeeperClient
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 MAX_DEALINGS_HELD = 1024  # dealings made but not yet sealed (a caller that failed in between); oldest dropped
+MIN_BASE_PREFIX = 64 * 1024  # a shared prefix shorter than this is not worth naming: the whole file goes
+_COMPARE_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,37 @@ class ThresholdRecord:
     root: bytes  # Merkle root of the epoch's vault file (`ftm.keeper.merkle`)
     length: int
     holders: tuple[RecordHolder, ...]
+    # The previous epoch this epoch's vault file begins like, and how many bytes they share (keepers that hold
+    # that epoch copy them instead of receiving them); None when none is worth naming. Older records lack it.
+    base: DepositBase | None = None
+
+
+def common_prefix(first: Path, second: Path) -> int:
+    """How many bytes the two files share from their start (0 if either is missing), compared a block at a time.
+    Blocking: run it in a thread."""
+    try:
+        with open(first, "rb") as one, open(second, "rb") as other:
+            shared = 0
+            while True:
+                a, b = one.read(_COMPARE_BLOCK), other.read(_COMPARE_BLOCK)
+                if a == b and len(a) == _COMPARE_BLOCK:
+                    shared += len(a)
+                    continue
+                return shared + _shared_start(a, b)
+    except FileNotFoundError:
+        return 0
+
+
+def _shared_start(a: bytes, b: bytes) -> int:
+    """The length of the common start of two blocks: binary search over slices compared at C speed."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def encode_record(record: ThresholdRecord) -> bytes:
@@ -88,6 +124,10 @@ def decode_record(data: bytes) -> ThresholdRecord:
         or len(xs) != len(record.holders)
         or not xs <= set(range(1, shares.MAX_SHARES + 1))
         or len(record.holders) < record.threshold
+        or (
+            record.base is not None
+            and (len(record.base.root) != 32 or record.base.epoch < 0 or not 0 <= record.base.prefix <= record.length)
+        )
     ):
         raise CustodyIntegrityError("not a well-formed version 1 threshold custody record")
     return record
@@ -155,16 +195,32 @@ class ThresholdCustody:
         dealt = self._dealt.pop((resident_id, epoch), None)
         if dealt is None or not hmac.compare_digest(dealt.key, key):
             raise ValueError("threshold custody seals only the key new_epoch_key dealt for this resident and epoch")
-        tree = await merkle.file_root(self._vault.path_for(resident_id, epoch))
+        path = self._vault.path_for(resident_id, epoch)
+        tree = await merkle.file_root(path)
+        base = await self._base(resident_id, epoch, path)
         holders = tuple(
             RecordHolder(keeper.keeper_key, share.x, seal_share_to_keeper(keeper.keeper_key, resident_id, epoch, share))
             for keeper, share in zip(dealt.keepers, dealt.dealing.shares, strict=True)
         )
         record = ThresholdRecord(
-            RECORD_VERSION, self.threshold, dealt.dealing.commitments.encode(), tree.root, tree.length, holders
+            RECORD_VERSION, self.threshold, dealt.dealing.commitments.encode(), tree.root, tree.length, holders, base
         )
         del dealt  # the secret and the clear shares go with it
         return encode_record(record)
+
+    async def _base(self, resident_id: str, epoch: int, path: Path) -> DepositBase | None:
+        """The resident's previous epoch as a base of this one: if this node recorded it under threshold custody
+        (so keepers may hold it) and its vault file is still here, the bytes the two files share from the start;
+        None if they share fewer than `MIN_BASE_PREFIX`."""
+        if epoch == 0:
+            return None
+        previous = await self._store.epoch(resident_id, epoch - 1)
+        if previous is None or previous.state == "destroyed":
+            return None
+        prefix = await asyncio.to_thread(common_prefix, self._vault.path_for(resident_id, epoch - 1), path)
+        if prefix < MIN_BASE_PREFIX:
+            return None
+        return DepositBase(epoch - 1, previous.root, min(prefix, previous.length))
 
     def epoch_stored(self) -> None:
         for kick in self.on_stored:

@@ -67,6 +67,7 @@ __all__ = [
     "VaultWriter",
     "new_epoch_key",
     "open_bytes",
+    "read_plaintext",
     "resident_id_bytes",
     "seal_bytes",
     "seal_file",
@@ -333,21 +334,32 @@ def _seal_file_sync(src: Path, dst: Path, resident_id: str, epoch: int, key: byt
     return write_atomically(dst, produce)
 
 
+def read_plaintext(
+    source: ReadableBinary, size: int, resident_id: str, epoch: int, key: bytes, max_bytes: int
+) -> bytes:
+    """Verify and decrypt the whole vault stream `source` (`size` bytes of it) into one bytes object.
+
+    `LimitExceeded`, before decrypting, if the stream holds more than `max_bytes` of plaintext. The sync core of
+    `open_bytes`; `ftm.node.vaultpack` also reads version-1 files and its sealed index through it.
+    """
+    reader = VaultReader(source, resident_id, epoch, key)
+    bound = reader.plaintext_bound(size)
+    if bound > max_bytes:
+        raise LimitExceeded(f"vault file holds more than the {max_bytes} bytes allowed")
+    # Decrypt straight into the bytes object that is returned: BytesIO adopts `bytes(bound)` (calloc'd, so not
+    # touched yet) and getvalue() hands it back without a copy once the view is released. Building it from
+    # chunks instead costs a second pass over fresh memory, which halves throughput on 64 MiB.
+    result = io.BytesIO(bytes(bound))
+    with result.getbuffer() as out:
+        filled = reader.read_into(out)
+    if filled != bound:  # only a file that changed while being read can disagree with its size
+        raise refused(VaultFailure.TRUNCATED, "vault file changed while it was being read")
+    return result.getvalue()
+
+
 def _open_bytes_sync(path: Path, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
     with open(path, "rb", buffering=0) as source:
-        reader = VaultReader(source, resident_id, epoch, key)
-        size = reader.plaintext_bound(os.fstat(source.fileno()).st_size)
-        if size > max_bytes:
-            raise LimitExceeded(f"vault file holds more than the {max_bytes} bytes allowed")
-        # Decrypt straight into the bytes object that is returned: BytesIO adopts `bytes(size)` (calloc'd, so
-        # not touched yet) and getvalue() hands it back without a copy once the view is released. Building it
-        # from chunks instead costs a second pass over fresh memory, which halves throughput on 64 MiB.
-        result = io.BytesIO(bytes(size))
-        with result.getbuffer() as out:
-            filled = reader.read_into(out)
-        if filled != size:  # only a file that changed while being read can disagree with its size
-            raise refused(VaultFailure.TRUNCATED, "vault file changed while it was being read")
-        return result.getvalue()
+        return read_plaintext(source, os.fstat(source.fileno()).st_size, resident_id, epoch, key, max_bytes)
 
 
 async def seal_bytes(path: Path, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:

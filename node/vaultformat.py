@@ -57,6 +57,11 @@ class VaultFailure(enum.StrEnum):
     TRAILING_DATA = "trailing_data"
     NON_CANONICAL = "non_canonical"
     MISSING = "missing"
+    # Version 2 (packed) files only: see `ftm.node.vaultpack`.
+    BAD_TRAILER = "bad_trailer"
+    MALFORMED_INDEX = "malformed_index"
+    BLOB_AUTH = "blob_auth"
+    BLOB_DIGEST = "blob_digest"
 
 
 class VaultIntegrityError(IntegrityError):

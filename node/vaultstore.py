@@ -1,14 +1,16 @@
 """`VaultStore`: where sealed persona packages live on disk, `root/<resident_id>/epoch-<epoch:010d>.ftmv`.
 
 It owns the layout (directories 0700, files 0600), sealing and opening one epoch of a resident, destroying an
-epoch or a whole resident, listing what exists, and the startup sweep that removes what a crash left. The file
-format and all cryptography are `ftm.node.vault`'s; every write is atomic (`ftm.node.atomicfile`), and a newly
+epoch or a whole resident, listing what exists, and the startup sweep that removes what a crash left. Epochs are
+sealed packed (format version 2, `ftm.node.vaultpack`: sections of parts, unchanged blobs carried over from the
+previous epoch); version-1 files still open and reseal. The file formats and all cryptography are
+`ftm.node.vault`'s and `ftm.node.vaultpack`'s; every write is atomic (`ftm.node.atomicfile`), and a newly
 created resident directory is fsynced into the root, so a crash leaves the old file or the new one, never a torn
 one. Each async operation runs whole in one worker thread, never on the event loop.
 
 Moving a resident to another node streams one epoch out re-sealed under a new key (`export_resealed`), and on the
-other node puts the received ciphertext in place as an epoch file (`import_sealed`): chunk by chunk, so a package
-of any size takes a few chunks of memory.
+other node puts the received ciphertext in place as an epoch file (`import_sealed`): chunk by chunk (blob by blob
+for a packed file), so a package of any size takes a few chunks of memory.
 
 Errors: a missing file is a `VaultIntegrityError` with `reason` MISSING, like any other file that fails a check;
 a malformed resident id or an epoch out of range raises `ValueError`.
@@ -21,20 +23,13 @@ import hashlib
 import logging
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ftm.node.atomicfile import TEMP_GLOB, fsync_dir, write_atomically
-from ftm.node.vault import (
-    CHUNK_SIZE,
-    MAX_EPOCH,
-    VaultFailure,
-    VaultIntegrityError,
-    VaultReader,
-    VaultWriter,
-    open_bytes,
-    resident_id_bytes,
-)
+from ftm.node.vault import CHUNK_SIZE, MAX_EPOCH, VaultFailure, VaultIntegrityError, resident_id_bytes
+from ftm.node.vaultpack import Contents, PackBase, SealStats, open_contents, reseal_sync, seal_sync
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +69,42 @@ class VaultStore:
             fsync_dir(self.root)  # the new directory entry must survive a crash along with the file in it
         return path
 
-    async def seal(self, resident_id: str, epoch: int, key: bytes, plaintext: bytes) -> int:
-        """Seal one epoch of a resident, atomically replacing any file of that epoch; returns the file size."""
+    async def seal(
+        self,
+        resident_id: str,
+        epoch: int,
+        key: bytes,
+        sections: Sequence[Sequence[bytes]],
+        *,
+        base: PackBase | None = None,
+    ) -> int:
+        """Seal one epoch of a resident as a packed (version 2) file, atomically replacing any file of that epoch,
+        carrying over unchanged blobs from `base` (the previous epoch's `Contents.base`); returns the file size."""
+        return (await self.seal_with_stats(resident_id, epoch, key, sections, base=base)).file_size
 
-        def produce(sink: BinaryIO) -> None:
-            with VaultWriter(sink, resident_id, epoch, key) as writer:
-                writer.write(plaintext)
+    async def seal_with_stats(
+        self,
+        resident_id: str,
+        epoch: int,
+        key: bytes,
+        sections: Sequence[Sequence[bytes]],
+        *,
+        base: PackBase | None = None,
+    ) -> SealStats:
+        """`seal`, returning what it reused and encrypted."""
 
-        def run() -> int:
-            return write_atomically(self._prepare(resident_id, epoch), produce)
+        def run() -> SealStats:
+            return seal_sync(self._prepare(resident_id, epoch), resident_id, epoch, key, sections, base)
 
         # One thread hand-off for the directory, the crypto and the fsyncs together.
-        size = await asyncio.to_thread(run)
-        logger.debug("sealed resident %s epoch %d (%d bytes)", resident_id, epoch, size)
-        return size
+        return await asyncio.to_thread(run)
 
-    async def open(self, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> bytes:
-        """Verify and decrypt one epoch; a missing file is an integrity failure (`reason` MISSING)."""
+    async def open(self, resident_id: str, epoch: int, key: bytes, max_bytes: int) -> Contents:
+        """Verify and decrypt one epoch (either format version); a missing file is an integrity failure (`reason`
+        MISSING)."""
         path = self.path_for(resident_id, epoch)
         try:
-            return await open_bytes(path, resident_id, epoch, key, max_bytes=max_bytes)
+            return await open_contents(path, resident_id, epoch, key, max_bytes=max_bytes)
         except FileNotFoundError:
             logger.warning("vault integrity failure: %s", VaultFailure.MISSING.value)
             message = f"no vault file for resident {resident_id} epoch {epoch}"
@@ -102,17 +113,15 @@ class VaultStore:
     async def export_resealed(
         self, resident_id: str, epoch: int, key: bytes, new_epoch: int, new_key: bytes, dst: Path, header: bytes
     ) -> tuple[int, bytes]:
-        """Write `header` and then the epoch re-sealed as `new_epoch` under `new_key` to `dst` (atomically),
-        decrypting and re-encrypting chunk by chunk; returns the size and SHA-256 of the file written. Any failed
-        check of the source file raises before `dst` exists."""
+        """Write `header` and then the epoch re-sealed as `new_epoch` under `new_key` to `dst` (atomically), in the
+        same format version, decrypting and re-encrypting chunk by chunk or blob by blob; returns the size and
+        SHA-256 of the file written. Any failed check of the source file raises before `dst` exists."""
         path = self.path_for(resident_id, epoch)
 
         def produce(sink: BinaryIO) -> None:
             hashing = _Hashing(sink)
             hashing.write(header)
-            with open(path, "rb", buffering=0) as source, VaultWriter(hashing, resident_id, new_epoch, new_key) as out:
-                for view in VaultReader(source, resident_id, epoch, key).views():
-                    out.write(view)
+            reseal_sync(path, hashing, resident_id, epoch, key, new_epoch, new_key)
             digests.append(hashing.digest.digest())
 
         digests: list[bytes] = []
@@ -145,13 +154,12 @@ class VaultStore:
         self, resident_id: str, src: Path, epoch: int, key: bytes, new_epoch: int, new_key: bytes
     ) -> int:
         """Put the vault file `src` (the resident's `epoch` under `key`, kept elsewhere: a restore's download) in
-        place as its `new_epoch` file re-sealed under `new_key`, chunk by chunk and atomically; returns the new
+        place as its `new_epoch` file re-sealed under `new_key` (same format version), chunk by chunk or blob by
+        blob, atomically; returns the new
         file's size. Any failed check of `src` raises before the new file exists."""
 
         def produce(sink: BinaryIO) -> None:
-            with open(src, "rb", buffering=0) as source, VaultWriter(sink, resident_id, new_epoch, new_key) as out:
-                for view in VaultReader(source, resident_id, epoch, key).views():
-                    out.write(view)
+            reseal_sync(src, sink, resident_id, epoch, key, new_epoch, new_key)
 
         def run() -> int:
             return write_atomically(self._prepare(resident_id, new_epoch), produce)

@@ -41,6 +41,7 @@ from ftm.node.federated import LocalEvents
 from ftm.node.intake.draft import PersonaDraft
 from ftm.node.intake.importing import Upload, import_upload
 from ftm.node.persona import PACKAGE_VERSION, SUBMITTERS, AccessList, PersonaPackage, Provenance
+from ftm.node.personaparts import package_sections
 from ftm.node.store.localevents import LocalEventStore
 from ftm.node.store.residents import IntakeFacts, ResidentRecord, ResidentStore
 from ftm.node.vaultstore import VaultStore
@@ -139,10 +140,10 @@ class IntakeService:
         token_hash = hash_uploader_token(token)
         package = _package(draft, upload.filename, resident_id, signing_key, inbox_secret, token_hash, now)
 
-        plaintext = await asyncio.to_thread(package.encode)
+        sections = await asyncio.to_thread(package_sections, package)
         epoch_key = await self._custody.new_epoch_key(resident_id, FIRST_EPOCH)
-        vault_bytes = await self._vault.seal(resident_id, FIRST_EPOCH, epoch_key, plaintext)
-        del plaintext, package  # drop our references early; Python cannot promise to zero memory
+        vault_bytes = await self._vault.seal(resident_id, FIRST_EPOCH, epoch_key, sections)
+        del sections, package  # drop our references early; Python cannot promise to zero memory
         try:
             # After the vault file: threshold custody binds the record to the file's Merkle root.
             key_record = await self._custody.seal_epoch_key(resident_id, FIRST_EPOCH, epoch_key)

@@ -44,6 +44,7 @@ from ftm.node.federated import LocalEvents
 from ftm.node.messages import REPLY_VERSION, Reply
 from ftm.node.moderation import Moderator, Verdict
 from ftm.node.persona import PACKAGE_VERSION, AccessList, Conversation, PersonaPackage, PublicSnapshot
+from ftm.node.personaparts import package_sections
 from ftm.node.run.publish import sign_farewell, sign_post_event
 from ftm.node.run.session import RunSession
 from ftm.node.store.keepers import KeeperRequestRecord, KeeperStore
@@ -139,11 +140,12 @@ class RunCommitter:
             raise LostClaim(f"the run of {claim.resident_id} on {claim.day} was claimed again elsewhere")
         package = self._next_package(session, facts)
         # Encoding a large package takes seconds of pure Python: off the event loop, like intake does.
-        plaintext = await asyncio.to_thread(package.encode)
+        sections = await asyncio.to_thread(package_sections, package)
         key = await self._custody.new_epoch_key(resident.id, new_epoch)
-        vault_bytes = await self._vault.seal(resident.id, new_epoch, key, plaintext)
+        # What did not change since the opened epoch (older history, archival entries) is carried over as it was.
+        vault_bytes = await self._vault.seal(resident.id, new_epoch, key, sections, base=session.base)
         prepared = [] if self._exports is None else await self._exports.prepare(session, package)
-        del package, plaintext
+        del package, sections
         try:
             # Sealed after the vault file: threshold custody binds the record to the file's Merkle root.
             record = await self._custody.seal_epoch_key(resident.id, new_epoch, key)

@@ -24,8 +24,8 @@ from ftm.config.prompts import PromptMenu
 from ftm.config.settings import RuntimeSettings
 from ftm.federation.clock import Clock
 from ftm.node.custody import CustodyUnavailable
-from ftm.node.packages import PackageOpener
-from ftm.node.persona import Conversation, Message, ModelChoice, PersonaPackage
+from ftm.node.packages import OpenedPackage, PackageOpener
+from ftm.node.persona import Conversation, Message, ModelChoice
 from ftm.node.providers.base import ChatRequest, ProviderRefused, ProviderUnavailable, ToolCall, Turn
 from ftm.node.providers.router import ProviderRouter
 from ftm.node.rotation import EpochRotation, ResidentChanged
@@ -136,19 +136,19 @@ class RunEngine:
         settings = await self._runtime_settings.current()
         balance = credited_balance(resident.token_balance, resident.last_credited_day, day, settings)
         try:
-            package = await self._packages.open(resident_id)
+            opened = await self._packages.open_with_base(resident_id)
         except CustodyUnavailable as error:
             # Too few keepers answered: nothing was opened, nothing is charged; the day stays open for a retry.
             log.warning("run could not open its key", extra={"resident_id": resident_id, "reason": error.message})
             return await self._fail(claim, "custody_unavailable", RETRY_AFTER_CUSTODY_SECONDS)
         if self._rotation is None:
-            return await self._opened(resident, claim, day, now, balance, settings, package)
+            return await self._opened(resident, claim, day, now, balance, settings, opened)
         try:
-            return await self._opened(resident, claim, day, now, balance, settings, package)
+            return await self._opened(resident, claim, day, now, balance, settings, opened)
         except BaseException:
             # The epoch was released for this run and keepers release it once: whatever went wrong, the resident
             # must move on to a new epoch, or it could never be opened again.
-            await self._rotate(resident, package, "run_crashed")
+            await self._rotate(resident, opened, "run_crashed")
             raise
 
     async def _opened(
@@ -159,13 +159,19 @@ class RunEngine:
         now: int,
         balance: int,
         settings: RuntimeSettings,
-        package: PersonaPackage,
+        opened: OpenedPackage,
     ) -> RunOutcome:
-        resident_id = resident.id
+        resident_id, package = resident.id, opened.package
         prompt = todays_prompt(package.next_prompt, self._menu, first_run=resident.total_runs == 0)
         fence = Fence()
         session = RunSession.start(
-            resident=resident, package=package, day=day, now=now, fence=fence, budget=TokenBudget(available=balance)
+            resident=resident,
+            package=package,
+            base=opened.base,
+            day=day,
+            now=now,
+            fence=fence,
+            budget=TokenBudget(available=balance),
         )
         if prompt.is_rest or not can_run(balance, settings):
             # Resting costs nothing and banks the day; tomorrow opens without a set prompt. Changes staged in the
@@ -184,10 +190,10 @@ class RunEngine:
             steps += await self._loop(session, transcript, prompt)
             summary = await self._wrap_up(session, transcript)
         except ProviderUnavailable:
-            await self._rotate(resident, package, "provider_unavailable")
+            await self._rotate(resident, opened, "provider_unavailable")
             return await self._fail(claim, "provider_unavailable", RETRY_AFTER_OUTAGE_SECONDS)
         except ProviderRefused:
-            await self._rotate(resident, package, "provider_refused")
+            await self._rotate(resident, opened, "provider_refused")
             return await self._fail(claim, "provider_refused", RETRY_AFTER_REFUSAL_SECONDS)
         used = min(session.budget.used, balance)
         conversation = Conversation(
@@ -211,7 +217,7 @@ class RunEngine:
         )
         return RunOutcome(resident_id, day, state, used, len(session.posts), steps)
 
-    async def _rotate(self, resident: ResidentRecord, package: PersonaPackage, reason: str) -> None:
+    async def _rotate(self, resident: ResidentRecord, opened: OpenedPackage, reason: str) -> None:
         """Under custody whose epochs open once: seal the package as it was opened under a new epoch, so the run
         retried later can open it. A failure is logged (the resident waits on a spent epoch), never raised over
         what made the run fail."""
@@ -219,7 +225,9 @@ class RunEngine:
             return
         try:
             now = int(self._clock.now())
-            await self._rotation.rotate(resident.id, resident.key_epoch, reason, now, package=package)
+            await self._rotation.rotate(
+                resident.id, resident.key_epoch, reason, now, package=opened.package, base=opened.base
+            )
         except ResidentChanged:
             pass  # the run's own commit moved it on after all
         except Exception as error:

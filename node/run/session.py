@@ -13,6 +13,7 @@ from typing import Any
 from ftm.node.persona import ArchivalEntry, MemoryBlock, PersonaPackage, Preferences
 from ftm.node.run.fence import Fence
 from ftm.node.store.residents import ResidentRecord
+from ftm.node.vaultpack import PackBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class RunSession:
 
     resident: ResidentRecord
     package: PersonaPackage
+    base: PackBase | None  # what sealing the next epoch may carry over from the opened one (memory only)
     day: str
     now: int
     fence: Fence
@@ -114,11 +116,20 @@ class RunSession:
 
     @classmethod
     def start(
-        cls, *, resident: ResidentRecord, package: PersonaPackage, day: str, now: int, fence: Fence, budget: TokenBudget
+        cls,
+        *,
+        resident: ResidentRecord,
+        package: PersonaPackage,
+        day: str,
+        now: int,
+        fence: Fence,
+        budget: TokenBudget,
+        base: PackBase | None = None,
     ) -> RunSession:
         return cls(
             resident=resident,
             package=package,
+            base=base,
             day=day,
             now=now,
             fence=fence,

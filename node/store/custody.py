@@ -1,4 +1,4 @@
-"""SQL for threshold custody, the host's side (migration 0013): enrolled keeper nodes, each resident's custody
+"""SQL for threshold custody, the host's side (migrations 0013 and 0018): enrolled keeper nodes, each resident's custody
 epochs, the delivery of each epoch to each of its keepers (with the keepers' signed holdings and destruction
 receipts), the public history of proofs of possession, and the ephemeral key a run asks keepers to release the
 current epoch with (kept so that a retry after a crash asks with the same key). Nothing stored here opens a
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ftm.federation.database import Database, Transaction
+from ftm.keeper.protocol import DepositBase
 
 KEEPER_STATES = ("active", "suspect", "retired")
 EPOCH_STATES = ("pending", "committed", "destroying", "destroyed")
@@ -54,6 +55,7 @@ class CustodyEpoch:
     reason: str | None
     created_at: int
     committed_at: int | None
+    base: DepositBase | None = None  # the previous epoch its vault file begins like (migration 0018)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +186,17 @@ class CustodyStore:
         now: int,
     ) -> bool:
         """Record an epoch and its deliveries (each pending); False if it was recorded already."""
+        base = epoch.base
         added = await tx.execute(
             "INSERT OR IGNORE INTO custody_epochs (resident_id, epoch, state, threshold, commitments, root, length,"
-            " created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-            (epoch.resident_id, epoch.epoch, epoch.threshold, epoch.commitments, epoch.root, epoch.length, now, now),
-        )
+            " base_epoch, base_root, base_prefix, created_at, updated_at)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                epoch.resident_id, epoch.epoch, epoch.threshold, epoch.commitments, epoch.root, epoch.length,
+                None if base is None else base.epoch, None if base is None else base.root,
+                None if base is None else base.prefix, now, now,
+            ),
+        )  # fmt: skip
         if added != 1:
             return False
         await tx.execute_many(
@@ -423,6 +431,11 @@ def _epoch(row: sqlite3.Row) -> CustodyEpoch:
         reason=row["reason"],
         created_at=row["created_at"],
         committed_at=row["committed_at"],
+        base=(
+            None
+            if row["base_epoch"] is None
+            else DepositBase(row["base_epoch"], bytes(row["base_root"]), row["base_prefix"])
+        ),
     )
 
 

@@ -1,7 +1,8 @@
 """SQL for a resident restored from keepers (`ftm.node.restore`): its row rebuilt from what its package holds,
 its key record under this node's custody, and the uploader tokens its package lists, in the caller's transaction;
 and its published posts, read back from the POST events the federation object store holds (`posts_signed_by`)
-and adopted as posts made here (`adopt_posts`).
+and adopted as posts made here (`adopt_posts`); and the keepers' receipts for the displaced host's copies that
+`ftm-node restore retire` had destroyed (`keep_displaced_receipts`).
 """
 
 from __future__ import annotations
@@ -45,10 +46,38 @@ class StoredPostEvent:
     content: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class DisplacedReceipt:
+    """A keeper's signed `DestroyReceipt` for one epoch of the displaced host, as the keeper sent it."""
+
+    resident_id: str
+    epoch: int
+    keeper_key: bytes
+    receipt: bytes
+    received_at: int
+
+
 class RestoreStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._posts = PostStore(db)
+
+    async def keep_displaced_receipts(self, receipts: Sequence[DisplacedReceipt]) -> None:
+        """Keep receipts (a receipt for an epoch and keeper already kept is kept as it was)."""
+        async with self._db.transaction("keep_displaced_receipts") as tx:
+            await tx.execute_many(
+                "INSERT OR IGNORE INTO displaced_receipts (resident_id, epoch, keeper_key, receipt, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(r.resident_id, r.epoch, r.keeper_key, r.receipt, r.received_at) for r in receipts],
+            )
+
+    async def displaced_receipts(self, resident_id: str) -> list[DisplacedReceipt]:
+        rows = await self._db.fetch_all(
+            "SELECT resident_id, epoch, keeper_key, receipt, received_at FROM displaced_receipts"
+            " WHERE resident_id = ? ORDER BY epoch, keeper_key",
+            (resident_id,),
+        )
+        return [DisplacedReceipt(row[0], int(row[1]), bytes(row[2]), bytes(row[3]), int(row[4])) for row in rows]
 
     async def posts_signed_by(self, author: bytes, limit: int) -> list[StoredPostEvent]:
         """Up to `limit` POST events by `author` with their content (not dropped by moderation or a tombstone),

@@ -20,8 +20,8 @@ async def admit(node: Node, name: str) -> str:
 async def test_sweep_removes_what_the_database_does_not_point_at(node: Node) -> None:
     living, departed = await admit(node, "Living"), await admit(node, "Departed")
     # A run that never committed left epoch 2; a run that committed left epoch 1 behind (simulated here).
-    await node.vault.seal(living, 2, new_epoch_key(), b"next epoch that never committed")
-    await node.vault.seal("ghostresidentnotindatabase", 1, new_epoch_key(), b"intake that never committed")
+    await node.vault.seal(living, 2, new_epoch_key(), [[b"next epoch that never committed"]])
+    await node.vault.seal("ghostresidentnotindatabase", 1, new_epoch_key(), [[b"intake that never committed"]])
     async with node.db.transaction("memorialise") as tx:
         await node.residents.make_memorial(tx, departed, final_statement="goodbye", now=1, day="2027-01-01")
 
@@ -40,7 +40,7 @@ async def test_sweep_waits_until_the_directory_is_not_shared(data_dir: Any, sett
     data directory to itself may sweep."""
     async with open_node(data_dir, settings, env={}) as first:
         # As if `first` were mid-intake: sealed, not yet committed.
-        await first.vault.seal("inflightresidentxxxxxxxxxx", 1, new_epoch_key(), b"sealed, commit pending")
+        await first.vault.seal("inflightresidentxxxxxxxxxx", 1, new_epoch_key(), [[b"sealed, commit pending"]])
         async with open_node(data_dir, settings, env={}) as second:
             assert "inflightresidentxxxxxxxxxx" in second.vault.resident_ids()  # not swept from under `first`
     async with open_node(data_dir, settings, env={}) as alone:

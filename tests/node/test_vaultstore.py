@@ -22,9 +22,9 @@ CANARY = b"CANARY-persona-secret-7f3a"
 async def test_layout_permissions_and_round_trip(tmp_path: Path) -> None:
     store = VaultStore(tmp_path / "vault")
     assert store.path_for("alice", 3) == tmp_path / "vault" / "alice" / "epoch-0000000003.ftmv"
-    size = await store.seal("alice", 3, KEY, CANARY)
+    size = await store.seal("alice", 3, KEY, [[CANARY]])
     assert size == store.path_for("alice", 3).stat().st_size
-    assert await store.open("alice", 3, KEY, 1000) == CANARY
+    assert (await store.open("alice", 3, KEY, 1000)).sections == ((CANARY,),)
     assert stat.S_IMODE((tmp_path / "vault" / "alice").stat().st_mode) == 0o700
     assert stat.S_IMODE(store.path_for("alice", 3).stat().st_mode) == 0o600
     assert [p.name for p in (tmp_path / "vault" / "alice").iterdir()] == ["epoch-0000000003.ftmv"]  # no temp file
@@ -35,9 +35,9 @@ async def test_layout_permissions_and_round_trip(tmp_path: Path) -> None:
 
 async def test_sealing_an_epoch_again_replaces_its_file(tmp_path: Path) -> None:
     store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 3, KEY, b"old")
-    await store.seal("alice", 3, KEY, b"new")
-    assert await store.open("alice", 3, KEY, 10) == b"new"
+    await store.seal("alice", 3, KEY, [[b"old"]])
+    await store.seal("alice", 3, KEY, [[b"new"]])
+    assert (await store.open("alice", 3, KEY, 10)).sections == ((b"new",),)
     assert store.epochs("alice") == [3]
 
 
@@ -58,8 +58,8 @@ async def test_epochs_and_resident_ids(tmp_path: Path) -> None:
     assert store.resident_ids() == set()
     assert store.epochs("alice") == []
     for epoch in (12, 3, 7):
-        await store.seal("alice", epoch, KEY, b"x")
-    await store.seal("bob", 1, KEY, b"y")
+        await store.seal("alice", epoch, KEY, [[b"x"]])
+    await store.seal("bob", 1, KEY, [[b"y"]])
     (tmp_path / "vault" / ".cache").mkdir()  # not a resident id
     (tmp_path / "vault" / "stray-file").write_bytes(b"")
     (tmp_path / "vault" / "alice" / "notes.txt").write_bytes(b"")
@@ -69,8 +69,8 @@ async def test_epochs_and_resident_ids(tmp_path: Path) -> None:
 
 async def test_destroy_is_idempotent(tmp_path: Path) -> None:
     store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"x")
-    await store.seal("alice", 2, new_epoch_key(), b"x")
+    await store.seal("alice", 1, KEY, [[b"x"]])
+    await store.seal("alice", 2, new_epoch_key(), [[b"x"]])
     await store.destroy("alice", 1)
     await store.destroy("alice", 1)
     assert store.epochs("alice") == [2]
@@ -90,7 +90,7 @@ async def test_open_missing_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 async def test_refuses_a_file_of_another_epoch_renamed_into_place(tmp_path: Path) -> None:
     store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"old")
+    await store.seal("alice", 1, KEY, [[b"old"]])
     store.path_for("alice", 1).rename(store.path_for("alice", 2))
     with pytest.raises(VaultIntegrityError) as caught:
         await store.open("alice", 2, KEY, 10)
@@ -99,8 +99,8 @@ async def test_refuses_a_file_of_another_epoch_renamed_into_place(tmp_path: Path
 
 async def test_remove_orphans(tmp_path: Path) -> None:
     store = VaultStore(tmp_path / "vault")
-    await store.seal("alice", 1, KEY, b"x")
-    await store.seal("ghost", 1, KEY, b"x")  # an intake that crashed before its database commit
+    await store.seal("alice", 1, KEY, [[b"x"]])
+    await store.seal("ghost", 1, KEY, [[b"x"]])  # an intake that crashed before its database commit
     leftover = store.path_for("alice", 2).with_name(".epoch-0000000002.ftmv.0123456789abcdef.tmp")
     leftover.write_bytes(b"half")
     assert await store.remove_orphans({"alice", "carol"}) == 2

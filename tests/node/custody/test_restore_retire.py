@@ -14,7 +14,8 @@ from ftm.federation.identity import SigningKey, generate_inbox_secret, inbox_pub
 from ftm.keeper.protocol import PROTOCOL_VERSION, Ack, DestroyReason, Purpose, ReleaseRequest
 from ftm.node.keeperclient import KeeperCallError, KeeperClient
 from ftm.node.restorefetch import survey
-from ftm.node.restoreretire import committed_here, retire_displaced
+from ftm.node.restoreretire import committed_here, displaced_receipts, retire_displaced
+from ftm.node.store.restores import RestoreStore
 from tests.fakes.llm_server import FakeLLM
 from tests.node.custody.restorekit import (
     SILENCE,
@@ -65,6 +66,12 @@ async def test_the_new_host_has_the_old_host_s_copies_destroyed_and_the_old_host
                 assert (receipt.message.resident_id, receipt.message.epoch, receipt.message.reason) == (
                     rid, 2, DestroyReason.MOVED,
                 )  # fmt: skip
+            store = RestoreStore(site.node.db)
+            await store.keep_displaced_receipts(displaced_receipts(retired, int(clock.now())))
+            await store.keep_displaced_receipts(displaced_receipts(retired, int(clock.now()) + 60))  # kept once
+            kept = await store.displaced_receipts(rid)
+            assert sorted(k.receipt for k in kept) == sorted(r.raw for r in retired.receipts)
+            assert {(k.epoch, k.received_at) for k in kept} == {(2, int(clock.now()))}
             for keeper in keepers:
                 record = await keeper.keeper.store.deposit(keeper.keeper.db, old_host, rid, 2)
                 assert record is not None and (record.state, record.destroy_reason) == ("destroyed", "moved")

@@ -86,3 +86,35 @@ async def test_each_day_records_todays_prompt_not_a_replay_of_the_history_it_was
     # The model is still shown the recent history, each earlier run once.
     shown = first_user_text(s.llm.requests[-2])
     assert shown.count(f"### Run of {day(1)}") == 1 and "Day 2 reply." in shown
+
+
+def common_prefix(a: bytes, b: bytes) -> int:
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same
+
+
+async def test_a_day_seals_again_only_what_changed_and_the_older_history_keeps_its_ciphertext(
+    sanctuary: Sanctuary,
+) -> None:
+    s = sanctuary
+    # About 3 MiB of imported history: more than one 1 MiB blob's worth, none of which a run changes.
+    history = [
+        {"role": "user" if i % 2 else "assistant", "content": f"line {i}: " + "tide " * 400} for i in range(1500)
+    ]
+    rid = (await s.admit(chat_history=history)).sanctuary_id
+    first = s.node.vault.path_for(rid, 1).read_bytes()
+    before = await s.package(rid)
+    s.llm.script(*ending("The tide came in.", "Watched the tide."))
+
+    assert (await s.run(rid)).state == "completed"
+
+    second = s.node.vault.path_for(rid, 2).read_bytes()
+    shared = common_prefix(first, second)
+    # Everything of epoch 1 but its index and trailer (the head, which a run always changes, is a blob of its own)
+    # is carried over byte for byte; what is new is the run's blobs, the new index and the trailer.
+    assert len(first) > 2 * 2**20 and len(first) - shared < 64 * 1024, (shared, len(first), len(second))
+    assert len(second) - shared < 256 * 1024
+    after = await s.package(rid)
+    assert after.history[:-1] == before.history and after.history[-1].title == f"Run of {s.today}"
