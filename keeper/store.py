@@ -15,6 +15,12 @@ from ftm.federation.database import Database, Migration, Params, Transaction, lo
 
 KEY_BYTES = 32
 LIVE_STATES = ("deposited", "held", "committed")
+# Only live deposits name guardians who count; the condition is the partial index `deposits_live`'s, word for word,
+# so that SQLite reads that index and not the whole table.
+STRANGER_GUARDIANS_SQL = (
+    "SELECT DISTINCT guardians FROM deposits INDEXED BY deposits_live"
+    " WHERE state IN ('deposited', 'held', 'committed') AND instr(guardians, ?) > 0"
+)
 
 
 class Queries(Protocol):
@@ -167,8 +173,9 @@ class KeeperStore:
         return True
 
     async def knows(self, q: Queries, key: bytes) -> bool:
-        """Whether `key` is a host, a guardian of a resident deposited here, the counterpart of a claim (a move's
-        destination, a disaster's new host) or a requester something was released to: anyone else is a stranger."""
+        """Whether `key` is a host, a guardian named in a live deposit here, the counterpart of a claim (a move's
+        destination, a disaster's new host) or a requester something was released to: anyone else is a stranger.
+        Every lookup reads an index (keeper migration 0002): it runs before a stranger's rate limit answers."""
         row = await q.fetch_one(
             "SELECT EXISTS (SELECT 1 FROM hosts WHERE key = ?1)"
             " OR EXISTS (SELECT 1 FROM claims WHERE counterpart_key = ?1)"
@@ -178,7 +185,7 @@ class KeeperStore:
         if row is not None and row["known"]:
             return True
         # Guardians are stored concatenated: a byte match must also fall on a key boundary.
-        rows = await q.fetch_all("SELECT DISTINCT guardians FROM deposits WHERE instr(guardians, ?) > 0", (key,))
+        rows = await q.fetch_all(STRANGER_GUARDIANS_SQL, (key,))
         return any(key in split_keys(bytes(r["guardians"])) for r in rows)
 
     async def touch_host(self, tx: Transaction, key: bytes, now: int) -> None:

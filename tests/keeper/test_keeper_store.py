@@ -19,7 +19,7 @@ from ftm.keeper.deposits import deposit_record
 from ftm.keeper.errors import KeeperError
 from ftm.keeper.journal import Journal
 from ftm.keeper.replicas import Replicas, host_dir_name
-from ftm.keeper.store import ClaimRecord, KeeperStore, keeper_migrations
+from ftm.keeper.store import STRANGER_GUARDIANS_SQL, ClaimRecord, KeeperStore, keeper_migrations
 from tests.keeper.keeperparties import deal_epoch
 
 HOST = SigningKey.generate().public_key
@@ -39,8 +39,8 @@ def store(db: Database) -> KeeperStore:
     return KeeperStore(db)
 
 
-async def test_the_schema_is_version_1_and_its_log_is_append_only(db: Database) -> None:
-    assert await db.schema_version() == 1
+async def test_the_schema_is_version_2_and_its_log_is_append_only(db: Database) -> None:
+    assert await db.schema_version() == 2
     log = EventLog(KEEPER, FakeClock())
     async with db.transaction("test") as tx:
         await log.append(tx, "host_added", "abc", {"via": "manual"})
@@ -115,6 +115,37 @@ async def test_an_epoch_is_released_once_per_grant(store: KeeperStore, db: Datab
     ]
     assert await store.released_to(db, epoch.resident_id, 1, requester) == HOST
     assert await store.released_to(db, epoch.resident_id, 2, requester) is None
+
+
+async def test_a_stranger_is_told_from_a_known_key_through_indexes_only(store: KeeperStore, db: Database) -> None:
+    guardian_key = SigningKey.generate()
+    guardian, requester, stranger = guardian_key.public_key, *(SigningKey.generate().public_key for _ in range(2))
+    epoch = deal_epoch(KEEPER.public_key, length=100, guardians=(guardian_key,), guardian_threshold=1)
+    async with db.transaction("t") as tx:
+        await store.add_host(tx, HOST, "https://a.example", "", NOW)
+        await store.insert_deposit(tx, deposit_record(HOST, epoch.deposit, NOW))
+    record = await store.deposit(db, HOST, epoch.resident_id, 1)
+    assert record is not None
+    async with db.transaction("t") as tx:
+        await store.record_release(tx, record, "move", b"c" * 32, b"\xe1" * 32, requester, NOW)
+    assert [await store.knows(db, key) for key in (HOST, guardian, requester, stranger)] == [True, True, True, False]
+    assert not await store.knows(db, guardian[:16] + stranger[16:])  # a byte match that is no whole key
+
+    # A guardian counts while a deposit naming it lives here; once every one is destroyed, it is a stranger.
+    async with db.transaction("t") as tx:
+        await store.mark_destroyed(tx, record, "rotated", NOW + 1)
+    assert not await store.knows(db, guardian) and await store.knows(db, requester)
+
+    plans = [
+        " ".join(str(row[3]) for row in await db.fetch_all("EXPLAIN QUERY PLAN " + sql, params))
+        for sql, params in [
+            ("SELECT 1 FROM releases WHERE requester_key = ?", (requester,)),
+            ("SELECT 1 FROM claims WHERE counterpart_key = ?", (requester,)),
+            (STRANGER_GUARDIANS_SQL, (guardian,)),
+        ]
+    ]
+    assert "releases_by_requester" in plans[0] and "claims_by_counterpart" in plans[1], plans
+    assert "deposits_live" in plans[2], plans
 
 
 async def test_claims_are_kept_in_order_vetoed_and_cancelled(store: KeeperStore, db: Database) -> None:
