@@ -54,9 +54,10 @@ from ftm.node.app import open_node
 from ftm.node.datadir import DataDir
 from ftm.node.keeperclient import KeeperAddress, KeeperClient
 from ftm.node.persona import PACKAGE_VERSION, ArchivalEntry, PersonaPackage, Provenance
+from ftm.node.personaparts import package_sections
 from ftm.node.restore import Step, create_restorer
 from ftm.node.restorefetch import Grant, survey
-from ftm.node.vault import VaultWriter
+from ftm.node.vaultseal import seal_sync
 from tests.integration.test_cli import free_port
 
 MIB = 1 << 20
@@ -79,8 +80,8 @@ def make_package(size: int) -> tuple[PersonaPackage, SigningKey]:
 
 
 def seal_package(path: Path, package: PersonaPackage, key: bytes) -> None:
-    with open(path, "wb") as sink, VaultWriter(sink, package.resident_id, EPOCH, key) as writer:
-        writer.write(package.encode())
+    """As a node seals it: the packed vault format, cut into the package's sections (docs/vault.md §5)."""
+    seal_sync(path, package.resident_id, EPOCH, key, package_sections(package))
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,7 @@ from tests.factories import native_bytes
 from tests.integration.processes import DEMO, FTM_NODE, CrashPoint, cli, crash
 
 POINTS = {
-    "after_claim": CrashPoint("ftm.node.packages:PackageOpener.open"),
+    "after_claim": CrashPoint("ftm.node.packages:PackageOpener.open_with_base"),
     "mid_loop": CrashPoint("ftm.node.providers.demo:DemoProvider.complete", nth=2),  # the second model call
     # inside the commit transaction, after epoch N+1 was sealed
     "sealed_before_commit": CrashPoint("ftm.node.store.runs:RunLedger.close"),

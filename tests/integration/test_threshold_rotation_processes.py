@@ -10,6 +10,12 @@ had it (a signed receipt for each), nothing half-dealt left anywhere, one run co
 Runs go on with two keepers down: three release the epoch; epoch 2 reaches only three keepers and stays pending
 (commit needs k + 1 = 4, docs/custody.md) with epoch 1 kept; once the two are back it commits and epoch 1 goes.
 
+The resident carries about 2.5 MiB of imported history, which the run does not change: epoch 2's vault file
+begins with epoch 1's bytes, so every keeper that holds epoch 1 copies them from its own replica and is sent only
+the rest (docs/custody.md, "Deposits on a base"). A keeper killed as it copies them loses nothing either: its
+deposit was never recorded, and the delivery is made again when it is back. In every case each keeper's replica of
+epoch 2 ends byte for byte the node's file.
+
 And an epoch superseded after a kill mid-delivery (the next day's run deals epoch 3 before the daemon is back)
 must still be destroyed at every keeper it reached (a deposit counts as a try before it is sent, so destruction
 never takes a delivery the keeper may hold for one never made).
@@ -75,6 +81,10 @@ POINTS = {
     # two keepers destroyed epoch 1; the second's receipt never reached the node's database
     "some_destroyed": CrashPoint(f"{CLIENT}.destroy", "after", nth=2),
 }
+
+
+# About 2.5 MiB of history no run changes: what makes epoch 2 a deposit on epoch 1.
+HISTORY = [{"role": ("user", "assistant")[i % 2], "content": f"line {i}: " + "tide " * 400} for i in range(1200)]
 
 
 def blob(value: object) -> bytes:
@@ -173,7 +183,9 @@ def custody_grid(tmp_path: Path) -> Iterator[Grid]:
 
         node.start()
         persona = tmp_path / "persona.json"
-        persona.write_bytes(native_bytes(preferred_provider="demo", preferred_model="offline-demo"))
+        persona.write_bytes(
+            native_bytes(preferred_provider="demo", preferred_model="offline-demo", chat_history=HISTORY)
+        )
         intake = cli(FTM_NODE, "intake", str(persona), "--consent", "--json", "--data-dir", str(node_dir.root),
                      settings=CUSTODY)  # fmt: skip
         assert intake.returncode == 0, intake.stderr
@@ -206,6 +218,16 @@ def assert_rotated_and_whole(grid: Grid) -> None:
     assert query(grid.node_dir.database, "SELECT state FROM run_ledger WHERE resident_id = ?", [grid.rid]) == [
         ("completed",)
     ]
+    [(base_epoch, prefix)] = query(
+        grid.node_dir.database,
+        "SELECT base_epoch, base_prefix FROM custody_epochs WHERE resident_id = ? AND epoch = 2",
+        [grid.rid],
+    )
+    assert base_epoch == 1 and int(str(prefix)) > 2 * 2**20  # epoch 2 was a deposit on epoch 1
+    node_file = (grid.node_dir.root / "vault" / grid.rid / "epoch-0000000002.ftmv").read_bytes()
+    for keeper_dir in grid.keeper_dirs:
+        [replica] = [p for p in keeper_dir.replicas.rglob("2") if p.is_file() and grid.rid in p.parts]
+        assert replica.read_bytes() == node_file
 
     async def inside() -> PersonaPackage:
         settings = load_settings(None, CUSTODY)
@@ -340,3 +362,21 @@ def test_an_epoch_superseded_after_a_kill_mid_delivery_is_destroyed_at_every_kee
             assert held.get(2) == ("destroyed" if n in reached else None), (n, held)  # nothing half-dealt left
         receipts = [raw for _, state, _, raw in grid.deliveries(2) if raw is not None]
         assert len(receipts) == len(reached)  # a signed receipt from each keeper epoch 2 reached
+
+
+@pytest.mark.slow
+def test_a_keeper_killed_as_it_copies_a_base_loses_nothing(tmp_path: Path) -> None:
+    with custody_grid(tmp_path) as grid:
+        keeper = grid.keepers[0]
+        assert keeper.stop() == 0, keeper.tail()
+        keeper.start(CrashPoint("ftm.keeper.replicas:Replicas.begin_from", "after"), wait=False)
+        keeper.wait_serving()
+        assert grid.run_now()["state"] == "completed"
+        grid.wait("keeper 0 to kill itself as it copies epoch 1", lambda: keeper.died() is not None, allow_death=keeper)
+        assert keeper.died() == -signal.SIGKILL, keeper.tail()
+        assert 2 not in grid.deposits(0)  # it copied the prefix and died before its deposit was recorded
+
+        keeper.start()  # its start-up sweep removes the unrecorded replica; the node's next try deposits again
+        grid.wait("the rotation to finish", grid.rotated)
+        assert grid.node.stop() == 0, grid.node.tail()
+        assert_rotated_and_whole(grid)
