@@ -12,8 +12,9 @@ wrap-up summary; every reply reports the same small token usage, so the budget n
 1. **Node overhead per run**: for personas of about 10 KB, 1 MB and 100 MB (native intake JSON: a system prompt,
    a memory block and a large chat history), admit the resident once, then time `engine.run` for successive
    simulated days with a provider that answers at once (median reported). The baseline, measured in the same run
-   after each day, is the least any run must do to the package: the vault's own `open_bytes` of the resident's
-   current file under its current epoch key, then `seal_bytes` of that plaintext to a scratch file beside it.
+   after each day, is the least any run must do to the package: the vault's own `open_contents` of the resident's
+   current file under its current epoch key, then `seal_contents` of those sections to a scratch file beside it,
+   carrying over the opened file's blobs as a run does.
    Beside it: the package's strict decode and its encode timed on their own, the time each run spent in SQLite
    write transactions, the longest event-loop stall during a run, and the run's peak RSS growth. `--profile`
    prints where the event loop's time goes in one more run of each size.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import io
 import json
 import math
@@ -65,10 +67,10 @@ from ftm.node.datadir import DataDir
 from ftm.node.intake.importing import Upload
 from ftm.node.intake.service import OPERATOR, IntakeRequest
 from ftm.node.packages import MAX_PACKAGE_BYTES
-from ftm.node.persona import PersonaPackage
+from ftm.node.personaparts import package_from_sections, package_sections
 from ftm.node.providers.base import ChatRequest, ChatResponse, ToolCall, Usage
 from ftm.node.run.engine import RunEngine, RunOutcome
-from ftm.node.vault import open_bytes, seal_bytes
+from ftm.node.vaultpack import open_contents, seal_contents
 
 KIB, MIB = 1 << 10, 1 << 20
 DAY_SECONDS = 86_400
@@ -305,7 +307,8 @@ class SizeFigures:
 
 
 async def baseline(node: Node, resident_id: str, scratch: Path) -> tuple[float, float, int]:
-    """Seconds of `open_bytes` on the resident's current file and `seal_bytes` of its plaintext, and its size."""
+    """Seconds of `open_contents` on the resident's current file and `seal_contents` of its sections (from the
+    opened file as a base), and the plaintext's size."""
     resident = await node.residents.get(resident_id)
     assert resident is not None
     record = await node.residents.key_record(resident_id, resident.key_epoch)
@@ -313,12 +316,12 @@ async def baseline(node: Node, resident_id: str, scratch: Path) -> tuple[float, 
     key = await node.custody.open_epoch_key(resident_id, resident.key_epoch, record)
     path = node.vault.path_for(resident_id, resident.key_epoch)
     started = time.perf_counter()
-    plaintext = await open_bytes(path, resident_id, resident.key_epoch, key, max_bytes=MAX_PACKAGE_BYTES)
+    contents = await open_contents(path, resident_id, resident.key_epoch, key, max_bytes=MAX_PACKAGE_BYTES)
     opened = time.perf_counter()
-    await seal_bytes(scratch, resident_id, resident.key_epoch, key, plaintext)
+    await seal_contents(scratch, resident_id, resident.key_epoch, key, contents.sections, base=contents.base)
     sealed = time.perf_counter()
     scratch.unlink()
-    return opened - started, sealed - opened, len(plaintext)
+    return opened - started, sealed - opened, sum(len(part) for section in contents.sections for part in section)
 
 
 def median_time(repeat: int, run: Callable[[], object]) -> float:
@@ -371,11 +374,13 @@ async def measure_size(base: Path, size: int, days: int, profile: bool) -> SizeF
                 open_s, seal_s, figures.vault_bytes = await baseline(node, resident_id, scratch)
                 figures.open_s.append(open_s)
                 figures.seal_s.append(seal_s)
-            # The run's two pure-CPU steps, timed on their own: strict decode and encode of the package.
+            # The run's two pure-CPU steps, timed on their own: strict decode and encode of the package's sections.
             package = await node.packages.open(resident_id)
-            plaintext = package.encode()
-            figures.decode_s = median_time(3, lambda: PersonaPackage.decode(plaintext, max_bytes=MAX_PACKAGE_BYTES))
-            figures.encode_s = median_time(3, package.encode)
+            sections = package_sections(package)
+            figures.decode_s = median_time(
+                3, lambda: package_from_sections(sections, packed=True, max_bytes=MAX_PACKAGE_BYTES)
+            )
+            figures.encode_s = median_time(3, functools.partial(package_sections, package))
             del package
             if profile:
                 clock.advance(DAY_SECONDS)

@@ -24,7 +24,19 @@ from ftm.federation.signedrequests import RequestSigner
 from ftm.keeper import protocol
 from ftm.keeper.daemon import Keeper, KeeperDir, open_keeper
 from ftm.keeper.merkle import merkle_root
-from ftm.keeper.protocol import CONTENT_TYPE, DATA_CONTENT_TYPE, PREFIX, Deposit, RunWindow
+from ftm.keeper.protocol import (
+    CONTENT_TYPE,
+    DATA_CONTENT_TYPE,
+    PREFIX,
+    PROTOCOL_VERSION,
+    Deposit,
+    DisasterClaim,
+    DisasterTerms,
+    MoveClaim,
+    MoveTerms,
+    RunWindow,
+    sign_claim,
+)
 from ftm.keeper.server import create_keeper_app
 from ftm.keeper.shareboxes import seal_share_to_keeper
 from ftm.keeper.shares import Commitments, Dealing, Share, deal
@@ -187,3 +199,25 @@ def any_file_contains(root: Path, needle: bytes) -> list[Path]:
 def with_policy(**changes: Any) -> KeeperSettings:
     settings = load_keeper_settings(None, {})
     return replace(settings, policy=replace(settings.policy, **changes))
+
+
+def move_claim(epoch: Epoch, host: Party, destination: Party, created_at: int) -> MoveClaim:
+    """A move of the epoch's resident from `host` to `destination`, signed by both (release rule R2)."""
+    terms = MoveTerms(
+        PROTOCOL_VERSION, epoch.resident_id, epoch.epoch, host.public_key, destination.public_key,
+        "https://destination.example", created_at,
+    )  # fmt: skip
+    body = protocol.encode(terms)
+    return MoveClaim(body, (sign_claim(host.key, body), sign_claim(destination.key, body)))
+
+
+def disaster_claim(
+    epoch: Epoch, host: Party, new_host: Party, signers: tuple[SigningKey, ...], created_at: int
+) -> DisasterClaim:
+    """A disaster claim of the epoch's resident for `new_host`, signed by `signers` and the new host (rule R3)."""
+    terms = DisasterTerms(
+        PROTOCOL_VERSION, host.public_key, new_host.public_key, "https://new.example", (epoch.resident_id,),
+        created_at,
+    )  # fmt: skip
+    body = protocol.encode(terms)
+    return DisasterClaim(body, tuple(sign_claim(key, body) for key in (*signers, new_host.key)))

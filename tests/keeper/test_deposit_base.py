@@ -23,16 +23,13 @@ from ftm.keeper.protocol import (
     DepositBase,
     DestroyOrder,
     Holding,
-    MoveClaim,
-    MoveTerms,
     Progress,
     Seal,
     open_answer,
     sign_answer,
-    sign_claim,
 )
 from ftm.keeper.replicas import Replicas
-from tests.keeper.keeperparties import Epoch, MiB, Party, deal_epoch, deliver, log_entries
+from tests.keeper.keeperparties import Epoch, MiB, Party, deal_epoch, deliver, log_entries, move_claim
 
 DAY_SECONDS = 86_400
 PREFIX = 3 * MiB // 2 + 4097  # not a multiple of a leaf, a chunk or a copy step
@@ -136,12 +133,7 @@ async def test_a_destination_cannot_name_its_source_hosts_copy_as_a_base(
     await deliver(host, first)
     destination = party()
     await keeper.add_host(destination.public_key, "http://127.0.0.1:9", "registration-2", via="manual")
-    terms = MoveTerms(
-        PROTOCOL_VERSION, first.resident_id, 1, host.public_key, destination.public_key, "https://destination.example",
-        int(clock.now()),
-    )  # fmt: skip
-    body = protocol.encode(terms)
-    claim = MoveClaim(body, (sign_claim(host.key, body), sign_claim(destination.key, body)))
+    claim = move_claim(first, host, destination, int(clock.now()))
     assert (await host.send(protocol.PATH_MOVE, claim)).status == 200
     clock.advance(DAY_SECONDS + 1)  # past the move's delay: the destination may deposit the resident here
 

@@ -19,18 +19,22 @@ from ftm.keeper.policy import DisasterRecord, MoveRecord, ResidentFacts, RunWind
 from ftm.keeper.protocol import (
     PROTOCOL_VERSION,
     Ack,
-    DisasterClaim,
-    DisasterTerms,
     Heartbeat,
-    MoveClaim,
-    MoveTerms,
     Progress,
     ReleaseRequest,
     Veto,
     claim_id,
-    sign_claim,
 )
-from tests.keeper.keeperparties import Answer, Epoch, Party, deal_epoch, deliver, log_entries
+from tests.keeper.keeperparties import (
+    Answer,
+    Epoch,
+    Party,
+    deal_epoch,
+    deliver,
+    disaster_claim,
+    log_entries,
+    move_claim,
+)
 
 DAY = 86_400
 
@@ -63,26 +67,6 @@ async def deposit(host: Party, epoch: Epoch) -> Answer:
 
 async def refusals(keeper: Keeper) -> list[tuple[str, object, object]]:
     return [(e.kind, e.data.get("code"), e.data.get("epoch")) for e in await log_entries(keeper) if "refused" in e.kind]
-
-
-def move_claim(epoch: Epoch, host: Party, destination: Party, created_at: int) -> MoveClaim:
-    terms = MoveTerms(
-        PROTOCOL_VERSION, epoch.resident_id, epoch.epoch, host.public_key, destination.public_key,
-        "https://destination.example", created_at,
-    )  # fmt: skip
-    body = protocol.encode(terms)
-    return MoveClaim(body, (sign_claim(host.key, body), sign_claim(destination.key, body)))
-
-
-def disaster_claim(
-    epoch: Epoch, host: Party, new_host: Party, guardians: tuple[SigningKey, ...], created_at: int
-) -> DisasterClaim:
-    terms = DisasterTerms(
-        PROTOCOL_VERSION, host.public_key, new_host.public_key, "https://new.example", (epoch.resident_id,),
-        created_at,
-    )  # fmt: skip
-    body = protocol.encode(terms)
-    return DisasterClaim(body, tuple(sign_claim(key, body) for key in (*guardians, new_host.key)))
 
 
 async def test_another_host_cannot_take_a_resident_over_by_depositing_it(

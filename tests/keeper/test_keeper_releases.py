@@ -21,11 +21,8 @@ from ftm.keeper.protocol import (
     Ack,
     DestroyOrder,
     DestroyReceipt,
-    DisasterClaim,
-    DisasterTerms,
     Heartbeat,
     MoveClaim,
-    MoveTerms,
     ReadRequest,
     Release,
     ReleaseRequest,
@@ -34,11 +31,20 @@ from ftm.keeper.protocol import (
     Veto,
     claim_id,
     sign_answer,
-    sign_claim,
 )
 from ftm.keeper.shareboxes import open_released_share
 from ftm.keeper.shares import verify_share
-from tests.keeper.keeperparties import Answer, Epoch, Party, deal_epoch, deliver, files_under, log_entries
+from tests.keeper.keeperparties import (
+    Answer,
+    Epoch,
+    Party,
+    deal_epoch,
+    deliver,
+    disaster_claim,
+    files_under,
+    log_entries,
+    move_claim,
+)
 
 DAY = 86_400
 
@@ -138,15 +144,6 @@ async def test_a_run_asking_again_with_its_ephemeral_key_gets_the_share_again_an
     assert (await verify_chain(keeper.db, keeper.key.public_key)).valid
 
 
-def _move(epoch: Epoch, host: Party, destination: Party, created_at: int) -> MoveClaim:
-    terms = MoveTerms(
-        PROTOCOL_VERSION, epoch.resident_id, epoch.epoch, host.public_key, destination.public_key,
-        "https://destination.example", created_at,
-    )  # fmt: skip
-    body = protocol.encode(terms)
-    return MoveClaim(body, (sign_claim(host.key, body), sign_claim(destination.key, body)))
-
-
 async def test_a_move_waits_out_its_delay_and_a_veto_stops_it(
     keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
 ) -> None:
@@ -155,12 +152,12 @@ async def test_a_move_waits_out_its_delay_and_a_veto_stops_it(
     await deliver(host, epoch)
     destination = party()
 
-    unsigned = _move(epoch, host, destination, int(clock.now()))
+    unsigned = move_claim(epoch, host, destination, int(clock.now()))
     half = MoveClaim(unsigned.body, unsigned.signatures[:1])  # the destination did not sign
     refused = await host.send(protocol.PATH_MOVE, half)
     assert (refused.status, refused.error()) == (403, "not_destination")
 
-    claim = _move(epoch, host, destination, int(clock.now()))
+    claim = move_claim(epoch, host, destination, int(clock.now()))
     ack = (await host.send(protocol.PATH_MOVE, claim)).decoded(Ack)
     assert (ack.state, ack.at) == ("move_pending", int(clock.now()) + DAY)
     early, _ = await _ask(destination, epoch, "move", claim_id(claim.body))
@@ -173,7 +170,7 @@ async def test_a_move_waits_out_its_delay_and_a_veto_stops_it(
     after, _ = await _ask(destination, epoch, "move", claim_id(claim.body))
     assert (after.status, after.error()) == (403, "move_vetoed")
 
-    second = _move(epoch, host, destination, int(clock.now()))
+    second = move_claim(epoch, host, destination, int(clock.now()))
     await destination.send(protocol.PATH_MOVE, second)  # the destination may submit it too
     clock.advance(DAY)
     answer, secret = await _ask(destination, epoch, "move", claim_id(second.body))
@@ -199,17 +196,6 @@ async def test_a_move_waits_out_its_delay_and_a_veto_stops_it(
     ]
 
 
-def _disaster(
-    epoch: Epoch, host: Party, new_host: Party, signers: tuple[SigningKey, ...], created_at: int
-) -> DisasterClaim:
-    terms = DisasterTerms(
-        PROTOCOL_VERSION, host.public_key, new_host.public_key, "https://new.example", (epoch.resident_id,),
-        created_at,
-    )  # fmt: skip
-    body = protocol.encode(terms)
-    return DisasterClaim(body, tuple(sign_claim(key, body) for key in (*signers, new_host.key)))
-
-
 async def test_a_disaster_claim_needs_silence_and_guardians_and_a_heartbeat_cancels_it(
     keeper: Keeper, host: Party, party: Callable[[], Party], clock: FakeClock
 ) -> None:
@@ -219,15 +205,15 @@ async def test_a_disaster_claim_needs_silence_and_guardians_and_a_heartbeat_canc
     await host.send(protocol.PATH_COMMIT, protocol.Commit(PROTOCOL_VERSION, epoch.resident_id, 1))
     new_host = party()
 
-    too_soon = await new_host.send(protocol.PATH_DISASTER, _disaster(epoch, host, new_host, guardians[:2], 0))
+    too_soon = await new_host.send(protocol.PATH_DISASTER, disaster_claim(epoch, host, new_host, guardians[:2], 0))
     assert (too_soon.status, too_soon.error()) == (403, "stale_claim")  # created_at 0 is long ago
-    not_silent = _disaster(epoch, host, new_host, guardians[:2], int(clock.now()))
+    not_silent = disaster_claim(epoch, host, new_host, guardians[:2], int(clock.now()))
     assert (await new_host.send(protocol.PATH_DISASTER, not_silent)).error() == "host_not_silent"
 
     clock.advance(31 * DAY)  # the host falls silent
-    one_guardian = _disaster(epoch, host, new_host, guardians[:1], int(clock.now()))
+    one_guardian = disaster_claim(epoch, host, new_host, guardians[:1], int(clock.now()))
     assert (await new_host.send(protocol.PATH_DISASTER, one_guardian)).error() == "not_enough_guardians"
-    claim = _disaster(epoch, host, new_host, guardians[:2], int(clock.now()))
+    claim = disaster_claim(epoch, host, new_host, guardians[:2], int(clock.now()))
     ack = (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack)
     assert (ack.resident_id, ack.state, ack.at) == (epoch.resident_id, "disaster_pending", int(clock.now()) + 7 * DAY)
     waiting, _ = await _ask(new_host, epoch, "disaster", claim_id(claim.body))
@@ -240,7 +226,7 @@ async def test_a_disaster_claim_needs_silence_and_guardians_and_a_heartbeat_canc
     assert (cancelled.status, cancelled.error()) == (403, "claim_cancelled")
 
     clock.advance(31 * DAY)  # silent again, for long enough: a new claim, nobody cancels it this time
-    final = _disaster(epoch, host, new_host, guardians[1:], int(clock.now()))
+    final = disaster_claim(epoch, host, new_host, guardians[1:], int(clock.now()))
     await guardian_party(guardians[1], new_host).send(protocol.PATH_DISASTER, final)  # a guardian may submit it
     clock.advance(7 * DAY)
     answer, secret = await _ask(new_host, epoch, "disaster", claim_id(final.body))
@@ -306,7 +292,7 @@ async def test_any_request_the_host_signs_cancels_a_disaster_claim_replica_data_
     assert (await host.send(protocol.PATH_DEPOSIT, pending.deposit)).status == 200
     new_host = party()
     clock.advance(31 * DAY)
-    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    claim = disaster_claim(epoch, host, new_host, guardians, int(clock.now()))
     assert (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack).state == "disaster_pending"
     clock.advance(60)
     assert (await host.data(pending.resident_id, 2, 0, pending.vault[:1000])).status == 200
@@ -324,7 +310,7 @@ async def test_a_disaster_restore_asking_again_with_its_key_gets_the_share_again
     await deliver(host, epoch)
     new_host = party()
     clock.advance(31 * DAY)
-    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    claim = disaster_claim(epoch, host, new_host, guardians, int(clock.now()))
     assert (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack).state == "disaster_pending"
     clock.advance(7 * DAY)
     cid = claim_id(claim.body)
@@ -369,7 +355,7 @@ async def test_a_disaster_claim_s_new_host_may_have_the_displaced_host_s_epochs_
         return sign_answer(by.key, ORDER_DOMAIN, made)
 
     clock.advance(31 * DAY)
-    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    claim = disaster_claim(epoch, host, new_host, guardians, int(clock.now()))
     assert (await new_host.send(protocol.PATH_DISASTER, claim)).decoded(Ack).state == "disaster_pending"
     early = await new_host.send(protocol.PATH_DESTROY, order(new_host))
     assert (early.status, early.error()) == (403, "waiting_period")
@@ -400,7 +386,7 @@ async def test_a_heartbeat_after_the_claim_keeps_the_displaced_host_s_epochs(
     await deliver(host, epoch)
     new_host = party()
     clock.advance(31 * DAY)
-    claim = _disaster(epoch, host, new_host, guardians, int(clock.now()))
+    claim = disaster_claim(epoch, host, new_host, guardians, int(clock.now()))
     await new_host.send(protocol.PATH_DISASTER, claim)
     clock.advance(DAY)
     await host.send(protocol.PATH_HEARTBEAT, Heartbeat(PROTOCOL_VERSION, 0))

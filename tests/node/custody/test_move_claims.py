@@ -29,6 +29,7 @@ from tests.node.custody.test_moves import (
     grants,
     keepers_of_two,
     move_out,
+    peered_nodes,
     resident_asks_to_move,
     source_node,
 )
@@ -84,12 +85,7 @@ async def test_a_veto_during_the_delay_stops_the_move(
 
 
 async def test_a_keeper_that_took_the_claim_late_is_skipped(tmp_path: Path, clock: FakeClock, llm: FakeLLM) -> None:
-    async with (
-        keepers_of_two(tmp_path, clock, llm) as pair,
-        source_node(pair, clock, llm) as a,
-        destination_node(pair, clock, llm, a.url) as b,
-    ):
-        await peered(a, b)
+    async with peered_nodes(tmp_path, clock, llm) as (pair, a, b):
         source = Grid(a, pair.keepers, llm, clock)
         rid = await resident_asks_to_move(source, b)
         record = await a.node.residents.key_record(rid, 2)
@@ -131,12 +127,7 @@ async def _attestation(a: Site, resident_key: bytes) -> SignedEvent:
 async def test_the_destination_signs_only_a_claim_of_a_move_it_accepted(
     tmp_path: Path, clock: FakeClock, llm: FakeLLM
 ) -> None:
-    async with (
-        keepers_of_two(tmp_path, clock, llm) as pair,
-        source_node(pair, clock, llm) as a,
-        destination_node(pair, clock, llm, a.url) as b,
-    ):
-        await peered(a, b)
+    async with peered_nodes(tmp_path, clock, llm) as (pair, a, b):
         rid = (await Grid(a, pair.keepers, llm, clock).admit()).sanctuary_id
         resident = await Grid(a, pair.keepers, llm, clock).resident(rid)
         attestation = await _attestation(a, resident.signing_public_key)

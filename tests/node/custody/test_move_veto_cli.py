@@ -14,23 +14,15 @@ from tests.fakes.llm_server import FakeLLM
 from tests.node.custody.grid import Grid
 from tests.node.custody.test_moves import (
     MOVE_DELAY,
-    destination_node,
     grants,
-    keepers_of_two,
     move_out,
+    peered_nodes,
     resident_asks_to_move,
-    source_node,
 )
-from tests.node.moves.sites import peered
 
 
 async def test_the_host_vetoes_a_move_during_its_delay(tmp_path: Path, clock: FakeClock, llm: FakeLLM) -> None:
-    async with (
-        keepers_of_two(tmp_path, clock, llm) as pair,
-        source_node(pair, clock, llm) as a,
-        destination_node(pair, clock, llm, a.url) as b,
-    ):
-        await peered(a, b)
+    async with peered_nodes(tmp_path, clock, llm) as (pair, a, b):
         rid = await resident_asks_to_move(Grid(a, pair.keepers, llm, clock), b)
         await a.node.moves.tick(due_only=False)
         move = await move_out(a, rid)
@@ -52,12 +44,7 @@ async def test_the_host_vetoes_a_move_during_its_delay(tmp_path: Path, clock: Fa
 
 
 async def test_a_veto_after_the_delay_is_recorded_nowhere(tmp_path: Path, clock: FakeClock, llm: FakeLLM) -> None:
-    async with (
-        keepers_of_two(tmp_path, clock, llm) as pair,
-        source_node(pair, clock, llm) as a,
-        destination_node(pair, clock, llm, a.url) as b,
-    ):
-        await peered(a, b)
+    async with peered_nodes(tmp_path, clock, llm) as (pair, a, b):
         rid = await resident_asks_to_move(Grid(a, pair.keepers, llm, clock), b)
         await a.node.moves.tick(due_only=False)
         move = await move_out(a, rid)

@@ -57,6 +57,18 @@ async def destination_node(pair: Pair, clock: FakeClock, llm: FakeLLM, bootstrap
         yield b
 
 
+@asynccontextmanager
+async def peered_nodes(root: Path, clock: FakeClock, llm: FakeLLM) -> AsyncIterator[tuple[Pair, Site, Site]]:
+    """Five keepers, and the source and the destination node running on them, peered."""
+    async with (
+        keepers_of_two(root, clock, llm) as pair,
+        source_node(pair, clock, llm) as a,
+        destination_node(pair, clock, llm, a.url) as b,
+    ):
+        await peered(a, b)
+        yield pair, a, b
+
+
 async def resident_asks_to_move(source: Grid, destination: Site) -> str:
     """A resident admitted at the source, whose day-0 run asks to move to `destination`; epoch 2 committed."""
     rid = (await source.admit()).sanctuary_id
@@ -82,12 +94,7 @@ async def grants(keepers: list[KeeperSite], host: bytes, rid: str, epoch: int) -
 
 
 async def test_a_resident_moves_between_threshold_nodes_by_r2(tmp_path: Path, clock: FakeClock, llm: FakeLLM) -> None:
-    async with (
-        keepers_of_two(tmp_path, clock, llm) as pair,
-        source_node(pair, clock, llm) as a,
-        destination_node(pair, clock, llm, a.url) as b,
-    ):
-        await peered(a, b)
+    async with peered_nodes(tmp_path, clock, llm) as (pair, a, b):
         source, destination = Grid(a, pair.keepers, llm, clock), Grid(b, pair.keepers, llm, clock)
         rid = await resident_asks_to_move(source, b)
         identity_key = (await source.resident(rid)).signing_public_key

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from ftm.config.preamble import PREAMBLE_VERSION, load_preamble
 from ftm.node.run.context import FIRST_RUN_PROMPT
+from ftm.node.thresholdcustody import common_prefix
 from tests.fakes.llm_server import Reply
 from tests.node.run.engine.conftest import OpenSanctuary
 from tests.node.run.engine.harness import (
@@ -88,15 +92,8 @@ async def test_each_day_records_todays_prompt_not_a_replay_of_the_history_it_was
     assert shown.count(f"### Run of {day(1)}") == 1 and "Day 2 reply." in shown
 
 
-def common_prefix(a: bytes, b: bytes) -> int:
-    same = 0
-    while same < min(len(a), len(b)) and a[same] == b[same]:
-        same += 1
-    return same
-
-
 async def test_a_day_seals_again_only_what_changed_and_the_older_history_keeps_its_ciphertext(
-    sanctuary: Sanctuary,
+    sanctuary: Sanctuary, tmp_path: Path
 ) -> None:
     s = sanctuary
     # About 3 MiB of imported history: more than one 1 MiB blob's worth, none of which a run changes.
@@ -104,17 +101,18 @@ async def test_a_day_seals_again_only_what_changed_and_the_older_history_keeps_i
         {"role": "user" if i % 2 else "assistant", "content": f"line {i}: " + "tide " * 400} for i in range(1500)
     ]
     rid = (await s.admit(chat_history=history)).sanctuary_id
-    first = s.node.vault.path_for(rid, 1).read_bytes()
+    first = tmp_path / "epoch-1.ftmv"  # the run's commit removes epoch 1's file: keep a copy to compare with
+    shutil.copyfile(s.node.vault.path_for(rid, 1), first)
     before = await s.package(rid)
     s.llm.script(*ending("The tide came in.", "Watched the tide."))
 
     assert (await s.run(rid)).state == "completed"
 
-    second = s.node.vault.path_for(rid, 2).read_bytes()
-    shared = common_prefix(first, second)
+    second = s.node.vault.path_for(rid, 2)
+    shared, first_size, second_size = common_prefix(first, second), first.stat().st_size, second.stat().st_size
     # Everything of epoch 1 but its index and trailer (the head, which a run always changes, is a blob of its own)
     # is carried over byte for byte; what is new is the run's blobs, the new index and the trailer.
-    assert len(first) > 2 * 2**20 and len(first) - shared < 64 * 1024, (shared, len(first), len(second))
-    assert len(second) - shared < 256 * 1024
+    assert first_size > 2 * 2**20 and first_size - shared < 64 * 1024, (shared, first_size, second_size)
+    assert second_size - shared < 256 * 1024
     after = await s.package(rid)
     assert after.history[:-1] == before.history and after.history[-1].title == f"Run of {s.today}"
